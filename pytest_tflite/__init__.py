@@ -1,0 +1,49 @@
+"""pytest-tflite: budgets for TensorFlow Lite models, checked in pytest.
+
+Public API, loaded lazily so that ``import pytest_tflite`` stays free of numpy, pydantic,
+TensorFlow and LiteRT.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .budget import Budget, load
+    from .convert import convert
+    from .errors import (
+        BudgetExceeded,
+        BudgetFileError,
+        ConversionError,
+        ModelError,
+        SanityError,
+        TFLiteError,
+    )
+    from .model import TFLiteModel
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "BudgetFileError",
+    "ConversionError",
+    "ModelError",
+    "SanityError",
+    "TFLiteError",
+    "TFLiteModel",
+    "convert",
+    "load",
+]
+
+_HOMES = {
+    "Budget": "budget", "load": "budget", "convert": "convert", "TFLiteModel": "model",
+    "BudgetExceeded": "errors", "BudgetFileError": "errors", "ConversionError": "errors",
+    "ModelError": "errors", "SanityError": "errors", "TFLiteError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module 'pytest_tflite' has no attribute {name!r}")

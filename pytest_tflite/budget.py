@@ -1,0 +1,389 @@
+"""The budget file: a pydantic schema for one model's TOML budgets, its units, and loading.
+
+Every table rejects unknown keys, so a typo such as ``latency.xnnpak`` is an error, not a budget
+that silently never runs. Values are normalised to base units on load: bytes, milliseconds,
+fractions 0..1. Imports neither pytest nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from .errors import BudgetFileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+# Delegates the runtime measurement knows; "external:PATH" names a delegate shared library.
+DELEGATES = ("xnnpack", "builtin", "reference", "gpu", "npu")
+SIZE_UNITS = "B, KB, KiB, MB, MiB"
+TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+_byte_size = TypeAdapter(ByteSize)
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)\s*$")
+_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(us|ms|s)\s*$")
+_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def _parse_size(value: object) -> int:
+    # ByteSize alone accepts 0, booleans, "0.5 B" and units we do not document: constrain it.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 24576 or \"24 KiB\" ({SIZE_UNITS}), got {value}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"a size in bytes must be a whole number, got {value}")
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise ValueError(f"expected a size such as \"24 KiB\" (units {SIZE_UNITS}), got {value!r}")
+    elif not isinstance(value, (int, float)):
+        raise ValueError(f"expected a size such as 24576 or \"24 KiB\", got {value!r}")
+    elif value <= 0:
+        raise ValueError(f"a size must be greater than 0, got {value!r}")
+    number = int(_byte_size.validate_python(value))
+    if isinstance(value, str) and match and number != float(match.group(1)) * _unit_bytes(match.group(2)):
+        raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
+    if number <= 0:
+        raise ValueError(f"a size must be greater than 0, got {value!r}")
+    return number
+
+
+def _unit_bytes(unit: str) -> int:
+    return {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}[unit]
+
+
+def _parse_time(value: object) -> float:
+    """A duration in milliseconds: a bare number is milliseconds, a string carries us/ms/s."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and (match := _TIME_RE.match(value)):
+        number = float(match.group(1)) * TIME_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value!r}")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"a time must be greater than 0, got {value!r}")
+    return number
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value}")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a fraction between 0 and 1, got {value}")
+    return value
+
+
+class Relative(BaseModel):
+    """A tolerance written as "N%": relative to the reference or the baseline."""
+
+    model_config = ConfigDict(frozen=True)
+    percent: float
+
+    @property
+    def fraction(self) -> float:
+        return self.percent / 100.0
+
+
+def _relative_or(parse_absolute: Any) -> Any:
+    def parse(value: object) -> object:
+        if isinstance(value, str) and (match := _PERCENT_RE.match(value)):
+            return Relative(percent=float(match.group(1)))
+        if isinstance(value, Relative):
+            return value
+        return parse_absolute(value)
+
+    return parse
+
+
+def _non_negative(value: object) -> float:
+    value = _no_bool(value)
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a number >= 0 or a percentage such as \"1%\", got {value!r}")
+    return float(value)
+
+
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB)\s*$"},
+    ],
+    "description": f"bytes, or a string with a unit ({SIZE_UNITS})",
+}
+_TIME_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|ms|s)\s*$"},
+    ],
+    "description": "milliseconds, or a string with a unit (us, ms, s)",
+}
+_PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
+
+
+def _or_percent(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [*schema.get("anyOf", [schema]), {"type": "string", "pattern": _PERCENT_PATTERN}]}
+
+
+Size = Annotated[int, BeforeValidator(_parse_size), WithJsonSchema(_SIZE_SCHEMA)]
+Time = Annotated[float, BeforeValidator(_parse_time), WithJsonSchema(_TIME_SCHEMA)]
+Fraction = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_fraction),
+                     WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
+Number = Annotated[float, BeforeValidator(_no_bool)]
+PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
+SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(_parse_size)),
+                          WithJsonSchema(_or_percent(_SIZE_SCHEMA))]
+TimeTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_parse_time)),
+                          WithJsonSchema(_or_percent(_TIME_SCHEMA))]
+NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_non_negative)),
+                            WithJsonSchema(_or_percent({"type": "number", "minimum": 0}))]
+
+
+def _delegate_name(name: str) -> str:
+    if name in DELEGATES or (name.startswith("external:") and len(name) > len("external:")):
+        return name
+    raise ValueError(
+        f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} or \"external:PATH\""
+    )
+
+
+Delegate = Annotated[str, AfterValidator(_delegate_name),
+                     WithJsonSchema({"type": "string", "pattern": r"^(xnnpack|builtin|reference|gpu|npu|external:.+)$"})]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SizeBudget(Strict):
+    max: Size | None = None
+    max_gzip: Size | None = None
+
+
+ERROR_METRICS = ("mae", "mse", "rmse")
+
+
+class AccuracyBudget(Strict):
+    metric: Annotated[str, Field(pattern=r"^(top\d+|mae|mse|rmse|custom)$")] = "top1"
+    min: Number | None = None
+    max: Number | None = None
+    max_drop: NumberTolerance | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in ERROR_METRICS
+
+    @model_validator(mode="after")
+    def _bound_matches_direction(self) -> AccuracyBudget:
+        if self.metric in ERROR_METRICS and self.min is not None:
+            raise ValueError(f"'{self.metric}' is an error metric (lower is better): use max, not min")
+        if self.metric.startswith("top") and self.max is not None:
+            raise ValueError(f"'{self.metric}' is higher-is-better: use min, not max")
+        if self.metric.startswith("top") and int(self.metric[3:]) < 1:
+            raise ValueError(f"'{self.metric}' must be top1 or higher")
+        return self
+
+
+class FidelityBudget(Strict):
+    min_top1_agreement: Fraction | None = None
+    min_cosine: Fraction | None = None
+    max_abs_error: Annotated[float, BeforeValidator(_non_negative)] | None = None
+    min_snr_db: Number | None = None
+
+
+class LayerSparsity(Strict):
+    min: Fraction
+
+
+class SparsityBudget(Strict):
+    min: Fraction | None = None
+    pattern: Annotated[str, Field(pattern=r"^\d+:\d+$")] | None = None
+    layers: dict[str, LayerSparsity] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pattern_is_n_of_m(self) -> SparsityBudget:
+        if self.pattern is not None:
+            n, m = (int(part) for part in self.pattern.split(":"))
+            if not 0 < n < m:
+                raise ValueError(f"pattern {self.pattern!r} must be N:M with 0 < N < M, e.g. \"2:4\"")
+        return self
+
+
+class Runs(Strict):
+    min_runs: Annotated[int, BeforeValidator(_no_bool), Field(ge=0)] | None = None
+    min_seconds: Annotated[float, BeforeValidator(_no_bool), Field(ge=0)] | None = None
+
+
+class RuntimeSettings(Strict):
+    """How to measure (not a budget). Unset fields fall through to the next level of settings."""
+
+    threads: PositiveInt | None = None
+    delegates: list[Delegate] | None = None
+    warmup: Runs | None = None
+    timing: Runs | None = None
+    input_shapes: dict[str, list[PositiveInt]] | None = None
+    seed: Annotated[int, BeforeValidator(_no_bool)] | None = None
+    timeout: Time | None = None
+
+
+class LatencyBudget(Strict):
+    median: Time | None = None
+    p90: Time | None = None
+    p99: Time | None = None
+    cpu: Time | None = None
+    init: Time | None = None
+    first_invoke: Time | None = None
+
+
+class DelegateMemory(Strict):
+    arena: Size | None = None
+    peak_rss: Size | None = None
+
+
+class MemoryBudget(BaseModel):
+    """``planned_arena`` is static; every other key is a delegate with its measured memory."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, DelegateMemory] = Field(init=False)
+    planned_arena: Size | None = None
+
+    @model_validator(mode="after")
+    def _extra_keys_are_delegates(self) -> MemoryBudget:
+        for name in self.__pydantic_extra__ or {}:
+            _delegate_name(name)
+        return self
+
+    @property
+    def delegates(self) -> dict[str, DelegateMemory]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class DelegationBudget(Strict):
+    min_fraction: Fraction | None = None
+    max_partitions: PositiveInt | None = None
+    forbid_fallback: list[str] = Field(default_factory=list)
+
+
+class Variant(Strict):
+    size: SizeBudget | None = None
+    accuracy: AccuracyBudget | None = None
+    fidelity: FidelityBudget | None = None
+    sparsity: SparsityBudget | None = None
+    runtime: RuntimeSettings | None = None
+    latency: dict[Delegate, LatencyBudget] = Field(default_factory=dict)
+    memory: MemoryBudget | None = None
+    delegation: dict[Delegate, DelegationBudget] = Field(default_factory=dict)
+
+
+class Defaults(Strict):
+    runtime: RuntimeSettings | None = None
+
+
+class Regression(Strict):
+    size: SizeTolerance | None = None
+    latency: TimeTolerance | None = None
+    accuracy: NumberTolerance | None = None
+
+
+class BudgetFile(Strict):
+    model: str | None = None
+    source: str | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    variants: dict[str, Variant] = Field(default_factory=dict)
+    regression: Regression | None = None
+
+
+class Budget:
+    """A loaded budget file: the validated schema plus where it came from."""
+
+    def __init__(self, path: Path, spec: BudgetFile) -> None:
+        self.path = path
+        self.spec = spec
+
+    @property
+    def model(self) -> str:
+        return self.spec.model or self.path.stem
+
+    @property
+    def source(self) -> Path | None:
+        return (self.path.parent / self.spec.source).resolve() if self.spec.source else None
+
+    def variant(self, name: str) -> Variant:
+        try:
+            return self.spec.variants[name]
+        except KeyError:
+            known = ", ".join(sorted(self.spec.variants)) or "none"
+            raise BudgetFileError(
+                f"{self.path}: no [variants.{name}] section (variants in this file: {known}). "
+                f"Add one, or convert with variant=... naming an existing section."
+            ) from None
+
+
+def load(path: Path) -> Budget:
+    """Read and validate one budget file; every problem becomes one readable BudgetFileError."""
+    if not path.is_file():
+        raise BudgetFileError(
+            f"budget file {path} does not exist. Create it (`tflite-budget schema` gives the "
+            f"JSON Schema), or point --tflite-budget-dir / the tflite_budget_dir ini key at it."
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetFileError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BudgetFileError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    try:
+        return Budget(path, BudgetFile.model_validate(data))
+    except ValidationError as exc:
+        raise BudgetFileError(f"{path}: invalid budget file:\n{describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"] if not _is_internal_loc(part))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; `tflite-budget schema` lists the keys)"
+        got = "" if error["type"] == "missing" else f" (got {error['input']!r})"
+        if error["type"] in ("value_error", "extra_forbidden"):
+            got = "" if repr(error["input"]) in message else got
+        lines.append(f"  {location or '(top level)'}: {message}{got}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _is_internal_loc(part: object) -> bool:
+    # Union members and validator functions show up in pydantic's error locations; users never
+    # wrote them, so keep only the key path.
+    text = str(part)
+    return text in ("int", "float", "Relative", "str", "[key]") or text.startswith(("function-", "constrained-"))
+
+
+def json_schema() -> str:
+    schema = BudgetFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pytest-tflite budget file"
+    return json.dumps(schema, indent=2)

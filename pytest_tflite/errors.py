@@ -1,0 +1,27 @@
+"""The errors pytest-tflite raises on bad input: each one says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class TFLiteError(Exception):
+    """Base class: a problem with the user's input, reported without an internal traceback."""
+
+
+class BudgetFileError(TFLiteError):
+    """A budget file is missing, is not valid TOML, or does not match the schema."""
+
+
+class ModelError(TFLiteError):
+    """A model source cannot be read: missing path, not a model, corrupt bytes."""
+
+
+class ConversionError(TFLiteError):
+    """The converter refused the model or its arguments (e.g. int8 without representative data)."""
+
+
+class SanityError(ConversionError):
+    """A converted model disagrees with its source: the converter miscompiled it."""
+
+
+class BudgetExceeded(AssertionError):
+    """One or more budgets failed; the message holds the table of checks."""

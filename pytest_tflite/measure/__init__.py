@@ -1,0 +1,1 @@
+"""Measurement: static (from the flatbuffer) and runtime (in a worker subprocess)."""

@@ -1,0 +1,74 @@
+"""Run a model in the worker subprocess and turn a crash or a hang into a readable error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def worker_environment() -> dict[str, str]:
+    # tfmot sets TF_USE_LEGACY_KERAS in os.environ when imported; the worker must not inherit it.
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The worker imports this package: make sure it finds the same copy as its parent.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_model(
+    model_path: Path,
+    inputs: list[Any],
+    names: list[str] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[Any]:
+    """Outputs (float, dequantized) of the model on ``inputs``: one array per model input."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
+        inputs_path = Path(scratch, "inputs.npz")
+        outputs_path = Path(scratch, "outputs.npz")
+        arrays = {f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)}
+        np.savez(inputs_path, count=len(inputs), names=np.array(names or [""] * len(inputs)), **arrays)
+        command = [sys.executable, "-m", "pytest_tflite.measure.worker", "run",
+                   str(model_path), str(inputs_path), str(outputs_path)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  env=worker_environment(), stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise ModelError(f"{model_path}: timed out after {timeout:.0f} s running the model") from None
+        if done.returncode < 0:
+            name = signal.Signals(-done.returncode).name
+            tail = done.stderr.strip().splitlines()[-3:]
+            raise ModelError(
+                f"{model_path}: crashed the interpreter ({name})"
+                + (f"; its last words: {' | '.join(tail)}" if tail else "")
+            )
+        status = _last_json_line(done.stdout)
+        if not status.get("ok"):
+            reason = status.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
+            raise ModelError(f"{model_path}: the interpreter could not run the model: {reason}")
+        with np.load(outputs_path) as data:
+            return [data[f"output_{k}"] for k in range(len(data.files))]
+
+
+def _last_json_line(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}

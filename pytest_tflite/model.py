@@ -1,0 +1,194 @@
+"""TFLiteModel (bytes, path, recipe, variant, source) and a read-only view of its flatbuffer.
+
+The view reads the model through ``ai_edge_litert.schema_py_generated`` (no TensorFlow, no
+interpreter), so a corrupt file is reported as such instead of crashing an interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+@dataclass(frozen=True)
+class TFLiteModel:
+    """A converted (or ready) ``.tflite`` model: what ``tflite_convert`` returns and ``check`` takes.
+
+    ``variant`` picks the budget file's ``[variants.NAME]`` section; it defaults to the recipe.
+    """
+
+    content: bytes = field(repr=False)
+    path: Path
+    recipe: str
+    variant: str
+    source: str
+    cache_hit: bool | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.content)
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @cached_property
+    def view(self) -> FlatbufferView:
+        return FlatbufferView(self.content, origin=str(self.path))
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, variant: str | None = None) -> TFLiteModel:
+        """Load a ready ``.tflite`` file; it is validated as a TFLite flatbuffer first."""
+        path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path} is a directory, not a .tflite file")
+        if not path.is_file():
+            raise ModelError(f"model file {path} does not exist")
+        content = path.read_bytes()
+        model = cls(content, path, recipe="tflite", variant=variant or "default", source=str(path))
+        model.view.validate()
+        return model
+
+
+_OPERATOR_NAMES: dict[int, str] | None = None
+_TYPE_NAMES: dict[int, str] | None = None
+
+
+def _schema() -> Any:
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+def operator_name(code: int) -> str:
+    global _OPERATOR_NAMES
+    if _OPERATOR_NAMES is None:
+        table = _schema().BuiltinOperator
+        _OPERATOR_NAMES = {v: k for k, v in vars(table).items() if isinstance(v, int)}
+    return _OPERATOR_NAMES.get(code, f"UNKNOWN_{code}")
+
+
+def dtype_name(code: int) -> str:
+    global _TYPE_NAMES
+    if _TYPE_NAMES is None:
+        table = _schema().TensorType
+        _TYPE_NAMES = {v: k.lower() for k, v in vars(table).items() if isinstance(v, int)}
+    return _TYPE_NAMES.get(code, f"type_{code}")
+
+
+class FlatbufferView:
+    """Operators, tensors and subgraphs of a model, read lazily from its flatbuffer."""
+
+    def __init__(self, content: bytes, *, origin: str = "<bytes>") -> None:
+        self.content = content
+        self.origin = origin
+
+    @cached_property
+    def root(self) -> Any:
+        schema = _schema()
+        if len(self.content) < 8:
+            raise ModelError(
+                f"{self.origin}: not a TFLite model ({len(self.content)} bytes; a .tflite "
+                f"flatbuffer starts with an 8-byte header)"
+            )
+        if self.content[4:8] != TFLITE_IDENTIFIER:
+            raise ModelError(
+                f"{self.origin}: not a TFLite model (no 'TFL3' file identifier; is it a text, "
+                f"Keras or SavedModel file?)"
+            )
+        return schema.Model.GetRootAs(self.content, 0)
+
+    def validate(self) -> None:
+        """Walk everything the measurement reads, so truncation shows up as one clear error."""
+        try:
+            self.summary()
+        except ModelError:
+            raise
+        except Exception as exc:  # flatbuffers raises struct/index errors on truncated data
+            raise ModelError(
+                f"{self.origin}: corrupt TFLite model ({type(exc).__name__}: {exc}); "
+                f"the file may be truncated. Re-export it."
+            ) from None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ops": self.ops,
+            "subgraphs": self.subgraphs,
+            "inputs": self.io_details("inputs"),
+            "outputs": self.io_details("outputs"),
+        }
+
+    def _opcodes(self) -> list[str]:
+        names = []
+        for i in range(self.root.OperatorCodesLength()):
+            code = self.root.OperatorCodes(i)
+            number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            name = operator_name(number)
+            if name == "CUSTOM" and code.CustomCode():
+                name = f"CUSTOM:{code.CustomCode().decode('utf-8', 'replace')}"
+            names.append(name)
+        return names
+
+    @cached_property
+    def ops(self) -> dict[str, int]:
+        opcodes = self._opcodes()
+        counts: Counter[str] = Counter()
+        for s in range(self.root.SubgraphsLength()):
+            subgraph = self.root.Subgraphs(s)
+            for o in range(subgraph.OperatorsLength()):
+                counts[opcodes[subgraph.Operators(o).OpcodeIndex()]] += 1
+        return dict(sorted(counts.items()))
+
+    @cached_property
+    def subgraphs(self) -> list[dict[str, Any]]:
+        result = []
+        for s in range(self.root.SubgraphsLength()):
+            subgraph = self.root.Subgraphs(s)
+            name = subgraph.Name()
+            result.append({
+                "index": s,
+                "name": name.decode("utf-8", "replace") if name else "",
+                "operators": subgraph.OperatorsLength(),
+                "tensors": subgraph.TensorsLength(),
+            })
+        return result
+
+    def io_details(self, which: str) -> list[dict[str, Any]]:
+        """Inputs or outputs of the main subgraph, in the interpreter's order."""
+        if self.root.SubgraphsLength() == 0:
+            raise ModelError(f"{self.origin}: the model has no subgraph")
+        subgraph = self.root.Subgraphs(0)
+        indices = subgraph.InputsAsNumpy() if which == "inputs" else subgraph.OutputsAsNumpy()
+        if isinstance(indices, int):  # flatbuffers returns 0 for an absent vector
+            return []
+        return [self._tensor_details(subgraph, int(i)) for i in indices]
+
+    def _tensor_details(self, subgraph: Any, index: int) -> dict[str, Any]:
+        tensor = subgraph.Tensors(index)
+        shape = [int(d) for d in _vector(tensor.ShapeAsNumpy())]
+        signature = [int(d) for d in _vector(tensor.ShapeSignatureAsNumpy())] or shape
+        scale = zero_point = None
+        quantization = tensor.Quantization()
+        if quantization is not None and quantization.ScaleLength() > 0:
+            scale = float(quantization.Scale(0))
+            zero_point = int(quantization.ZeroPoint(0)) if quantization.ZeroPointLength() else 0
+        return {
+            "name": tensor.Name().decode("utf-8", "replace"),
+            "shape": shape,
+            "shape_signature": signature,
+            "dtype": dtype_name(tensor.Type()),
+            "scale": scale,
+            "zero_point": zero_point,
+        }
+
+
+def _vector(value: Any) -> Any:
+    return [] if isinstance(value, int) else value

@@ -1,0 +1,221 @@
+"""pytest glue: options, ini keys, the ``tflite_budget`` marker, fixtures and report hooks.
+
+Importing this module must stay cheap: no TensorFlow, LiteRT, numpy or pydantic here. Those load
+when a test converts, measures or reads a budget.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cache import CacheStats
+from .checker import ENTRY_PROPERTY, BudgetChecker
+from .errors import BudgetFileError, TFLiteError
+
+MARKER = "tflite_budget"
+CACHE_PROPERTY = "tflite_cache"
+PLUGIN_KEY = pytest.StashKey["TFLitePlugin"]()
+BUDGET_KEY = pytest.StashKey["Any"]()
+CHECKER_KEY = pytest.StashKey[BudgetChecker]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tflite", "TFLite model budgets (pytest-tflite)")
+    group.addoption("--tflite-budget-dir", dest="tflite_budget_dir", default=None, metavar="DIR",
+                    help="directory of budget files (relative to the current directory); "
+                         "default: the tflite_budget_dir ini key, else <rootdir>/budgets")
+    group.addoption("--tflite-report", dest="tflite_report", default=None, metavar="PATH",
+                    help="write the JSON report of every checked model variant to PATH")
+    group.addoption("--tflite-no-cache", dest="tflite_no_cache", action="store_true",
+                    default=None, help="convert every model afresh instead of using the cache")
+    group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
+                    help="show the converter's and XNNPACK's own output (also with -vv)")
+    parser.addini("tflite_budget_dir", "directory of budget files, relative to the ini file "
+                  "(default: <rootdir>/budgets)", default=None)
+    parser.addini("tflite_cache_dir", "directory of the conversion cache, relative to the ini "
+                  "file (default: pytest's cache dir, .pytest_cache/d/tflite)", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(name_or_path): check this test's TFLite models against a budget file: a "
+        f"name in the budget directory (budgets/NAME.toml), or a path relative to the rootdir "
+        f"when it contains '/' or ends in '.toml'. Use with the tflite_budget fixture.",
+    )
+    plugin = TFLitePlugin(config)
+    config.stash[PLUGIN_KEY] = plugin
+    config.pluginmanager.register(plugin, "tflite-plugin")
+
+
+class TFLitePlugin:
+    """Run-wide state: settings, loaded budgets, collected report entries and cache counts."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.budgets: dict[Path, Any] = {}
+        self.entries: list[dict[str, Any]] = []
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
+
+    # ------------------------------------------------------------ settings
+
+    def _ini_path(self, name: str) -> Path | None:
+        value = self.config.getini(name)
+        if not value:
+            return None
+        base = self.config.inipath.parent if self.config.inipath else self.config.rootpath
+        return (base / str(value)).resolve()
+
+    def budget_dir(self) -> Path:
+        option = self.config.getoption("tflite_budget_dir")
+        if option:
+            return (Path(self.config.invocation_params.dir) / option).resolve()
+        return self._ini_path("tflite_budget_dir") or self.config.rootpath / "budgets"
+
+    def budget_path(self, name_or_path: str) -> Path:
+        if "/" in name_or_path or name_or_path.endswith(".toml"):
+            return (self.config.rootpath / name_or_path).resolve()
+        return self.budget_dir() / f"{name_or_path}.toml"
+
+    def cache(self) -> Any:
+        if self.config.getoption("tflite_no_cache"):
+            return None
+        from .cache import ConversionCache, default_dir
+
+        directory = self._ini_path("tflite_cache_dir")
+        if directory is None:
+            cache = getattr(self.config, "cache", None)  # absent under -p no:cacheprovider
+            directory = cache.mkdir("tflite") if cache is not None else default_dir()
+        return ConversionCache(directory)
+
+    # ------------------------------------------------------------ budgets
+
+    def load_budget(self, path: Path) -> Any:
+        if path not in self.budgets:
+            from .budget import load
+
+            try:
+                self.budgets[path] = load(path)
+            except BudgetFileError as exc:
+                self.budgets[path] = exc
+        found = self.budgets[path]
+        if isinstance(found, BudgetFileError):
+            raise found
+        return found
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        marker = item.get_closest_marker(MARKER)
+        if marker is None:
+            return
+        if len(marker.args) != 1 or not isinstance(marker.args[0], str) or marker.kwargs:
+            pytest.fail(f"@pytest.mark.{MARKER} takes one argument, the budget name or path, "
+                        f"e.g. @pytest.mark.{MARKER}('digits_cnn')", pytrace=False)
+        try:
+            item.stash[BUDGET_KEY] = self.load_budget(self.budget_path(marker.args[0]))
+        except BudgetFileError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "call" and report.passed and item.get_closest_marker(MARKER):
+            checker = item.stash.get(CHECKER_KEY, None)
+            if checker is None or not checker.entries:
+                report.outcome = "failed"
+                report.longrepr = (
+                    f"{item.nodeid} is marked @pytest.mark.{MARKER} but never checked a model: "
+                    f"call tflite_budget.check(model) in the test, or remove the marker"
+                )
+        return report
+
+    # ------------------------------------------------------------ reports
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Teardown reports carry every property the test recorded; with xdist they arrive here
+        # on the controller, so one code path serves both.
+        if report.when != "teardown":
+            return
+        for name, value in report.user_properties:
+            if name == ENTRY_PROPERTY:
+                self.entries.append(json.loads(str(value)))
+            elif name == CACHE_PROPERTY:
+                counts = json.loads(str(value))
+                self.cache_hits += counts["hits"]
+                self.cache_misses += counts["misses"]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from .report import summary_lines
+
+        lines = summary_lines(self.entries, self.cache_hits, self.cache_misses)
+        if not lines:
+            return
+        terminalreporter.write_sep("-", "tflite budgets")
+        for line in lines:
+            terminalreporter.write_line(line)
+        report_path = self.config.getoption("tflite_report")
+        if report_path and not hasattr(self.config, "workerinput"):
+            terminalreporter.write_line(f"tflite report: {report_path}")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        report_path = self.config.getoption("tflite_report")
+        if report_path and not hasattr(self.config, "workerinput"):
+            from .report import write_json
+
+            write_json(Path(self.config.invocation_params.dir) / report_path, self.entries)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
+    """Check models against the budget file named by the test's ``tflite_budget`` marker."""
+    item = request.node
+    if item.get_closest_marker(MARKER) is None:
+        pytest.fail(f"the tflite_budget fixture needs @pytest.mark.{MARKER}('NAME') on the test "
+                    f"to know which budget file to use", pytrace=False)
+    checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid, item.user_properties.append)
+    item.stash[CHECKER_KEY] = checker
+    return checker
+
+
+@pytest.fixture
+def tflite_convert(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Generator[Callable[..., Any], None, None]:
+    """``tflite_convert(source, recipe=..., representative_data=..., variant=...)``: a TFLiteModel.
+
+    Same arguments as ``pytest_tflite.convert``; conversions are cached (see the README).
+    """
+    plugin = request.config.stash[PLUGIN_KEY]
+    stats = CacheStats()
+    cache = plugin.cache()
+    output_dir = None if cache is not None else tmp_path_factory.mktemp("tflite")
+
+    def convert(source: Any, recipe: str | None = None, representative_data: Any = None,
+                **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        from .convert import convert as run_conversion
+
+        try:
+            return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
+                                  output_dir=output_dir, quiet=not plugin.verbose, **kwargs)
+        except TFLiteError as exc:
+            # The message names the argument and the fix; the converter's frames would only hide it.
+            raise type(exc)(str(exc)).with_traceback(None) from None
+
+    yield convert
+    if stats.hits or stats.misses:
+        request.node.user_properties.append(
+            (CACHE_PROPERTY, json.dumps({"hits": stats.hits, "misses": stats.misses}))
+        )

@@ -1,0 +1,99 @@
+"""Reports for people and machines: the failure table, the terminal summary, the JSON document.
+
+Everything here takes plain dicts (the JSON contract's entries), so the pytest plugin and the CLI
+print the same thing. Imports neither pytest nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .units import format_bytes, format_ms, format_percent
+
+REPORT_VERSION = 1
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return f"{format_bytes(value)} ({int(value)} B)" if value >= 1024 else format_bytes(value)
+    if unit == "ms":
+        return format_ms(value)
+    return f"{value:.4g}"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [list(r) for r in rows]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return lines
+
+
+def check_rows(checks: Iterable[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for check in checks:
+        measured, budget = check["measured"], check["budget"]
+        over = ""
+        if check["verdict"] == "fail" and measured is not None and budget:
+            over = f"{format_value(measured - budget, check['unit']).split(' (')[0]} " \
+                   f"({format_percent((measured - budget) / budget)})"
+        rows.append([check["metric"], format_value(measured, check["unit"]),
+                     format_value(budget, check["unit"]), over or check.get("reason", ""),
+                     check["verdict"]])
+    return rows
+
+
+def failure_message(entry: dict[str, Any], budget_path: str) -> str:
+    """The assertion message of a test whose model broke its budget."""
+    bad = [c for c in entry["checks"] if c["verdict"] in ("fail", "error")]
+    lines = [
+        f"{entry['model']} [{entry['variant']}] broke {len(bad)} of {len(entry['checks'])} "
+        f"budget(s) in {budget_path}:",
+        "",
+        *table(["metric", "measured", "budget", "over by / reason", "verdict"],
+               check_rows(entry["checks"])),
+    ]
+    return "\n".join(lines)
+
+
+def summary_lines(entries: Sequence[dict[str, Any]], hits: int, misses: int) -> list[str]:
+    lines: list[str] = []
+    if entries:
+        rows = [[e["model"], e["variant"], format_bytes(e.get("size_bytes")),
+                 format_bytes(e.get("gzip_bytes")), e.get("verdict", "")] for e in entries]
+        lines += table(["model", "variant", "size", "gzip", "verdict"], rows)
+    if hits or misses:
+        lines.append(f"conversion cache: {hits} hit(s), {misses} miss(es)")
+    return lines
+
+
+def environment() -> dict[str, Any]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": platform.machine(),
+        **{key: version(dist) for key, dist in [
+            ("tensorflow", "tensorflow"), ("ai_edge_litert", "ai-edge-litert"),
+            ("numpy", "numpy"), ("pytest_tflite", "pytest-tflite")]},
+    }
+
+
+def write_json(path: Path, entries: Sequence[dict[str, Any]]) -> None:
+    document = {"version": REPORT_VERSION, "environment": environment(), "entries": list(entries)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
