@@ -184,7 +184,8 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
     if item.get_closest_marker(MARKER) is None:
         pytest.fail(f"the tflite_budget fixture needs @pytest.mark.{MARKER}('NAME') on the test "
                     f"to know which budget file to use", pytrace=False)
-    checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid, item.user_properties.append)
+    checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid,
+                            lambda name, value: item.user_properties.append((name, value)))
     item.stash[CHECKER_KEY] = checker
     return checker
 
