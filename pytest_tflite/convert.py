@@ -326,7 +326,7 @@ def _architecture(model: Any) -> str | None:
         config = json.loads(model.to_json())
     except Exception:
         return None
-    renames = _generated_names(model)
+    renames = _generated_names(config)
 
     def rename(value: Any) -> Any:
         if isinstance(value, str):
@@ -344,23 +344,32 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _generated_names(model: Any) -> dict[str, str]:
+def _generated_names(config: Any) -> dict[str, str]:
+    """Names Keras generated (class in snake case plus a counter), mapped to stable ones."""
     renames: dict[str, str] = {}
     counts: Counter[str] = Counter()
 
-    def visit(layer: Any) -> None:
-        prefix = _snake(type(layer).__name__)
-        # Keras's own generated names: the class in snake case, plus tf_keras's "input_N" and
-        # "model_N", and Keras 3's "input_layer_N" and "functional_N".
-        stems = {prefix, "input", "input_layer", "model", "functional"}
-        pattern = "|".join(re.escape(s) for s in sorted(stems))
-        if re.fullmatch(rf"(?:{pattern})(?:_\d+)?", layer.name) and layer.name not in renames:
-            renames[layer.name] = f"{prefix}#{counts[prefix]}"
-            counts[prefix] += 1
-        for child in getattr(layer, "layers", []) or []:
-            visit(child)
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            inner = value.get("config")
+            if isinstance(value.get("class_name"), str) and isinstance(inner, dict):
+                prefix = _snake(value["class_name"])
+                # Besides the snake-case class: tf_keras's "input_N" and "model_N", Keras 3's
+                # "input_layer_N" and "functional_N".
+                stems = sorted({prefix, "input", "input_layer", "model", "functional"})
+                name = inner.get("name")
+                pattern = "|".join(re.escape(s) for s in stems)
+                if (isinstance(name, str) and name not in renames
+                        and re.fullmatch(rf"(?:{pattern})(?:_\d+)?", name)):
+                    renames[name] = f"{prefix}#{counts[prefix]}"
+                    counts[prefix] += 1
+            for child in value.values():
+                visit(child)
+        elif isinstance(value, list):
+            for child in value:
+                visit(child)
 
-    visit(model)
+    visit(config)
     return renames
 
 

@@ -29,6 +29,13 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:.4g}"
 
 
+def _difference(value: float, unit: str) -> str:
+    # Exact bytes: "over by" is what the user has to shave off.
+    if unit == "bytes":
+        return f"{int(value):+,} B"
+    return f"+{format_ms(value)}" if unit == "ms" else f"{value:+.4g}"
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [list(r) for r in rows]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
@@ -44,7 +51,7 @@ def check_rows(checks: Iterable[dict[str, Any]]) -> list[list[str]]:
         measured, budget = check["measured"], check["budget"]
         over = ""
         if check["verdict"] == "fail" and measured is not None and budget:
-            over = f"{format_value(measured - budget, check['unit']).split(' (')[0]} " \
+            over = f"{_difference(measured - budget, check['unit'])} " \
                    f"({format_percent((measured - budget) / budget)})"
         rows.append([check["metric"], format_value(measured, check["unit"]),
                      format_value(budget, check["unit"]), over or check.get("reason", ""),

@@ -1,0 +1,104 @@
+"""Shared fixtures: small real models built in the tests (no model binaries in the repo)."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+# Inner pytester runs start their own interpreters; keep TensorFlow's start-up banner out of the
+# output the tests read.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# A conftest for pytester projects: seeded models, so a rerun builds the same weights and can
+# hit the conversion cache.
+INNER_CONFTEST = textwrap.dedent(
+    """
+    import numpy as np
+    import pytest
+
+    def build_mlp(units=16, seed=0):
+        import keras
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((8,)), keras.layers.Dense(units, activation="relu"),
+                                 keras.layers.Dense(4)])
+
+    @pytest.fixture(scope="session")
+    def mlp():
+        return build_mlp()
+
+    @pytest.fixture(scope="session")
+    def samples():
+        return np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    """
+)
+
+
+def keras3_mlp(inputs: int = 8, hidden: int = 16, outputs: int = 4, seed: int = 0) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((inputs,)),
+        keras.layers.Dense(hidden, activation="relu"),
+        keras.layers.Dense(outputs),
+    ])
+
+
+def tf_keras_cnn(seed: int = 0, filters: int = 8) -> Any:
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(seed)
+    return tf_keras.Sequential([
+        tf_keras.Input((12, 12, 1)),
+        tf_keras.layers.Conv2D(filters, 3, activation="relu"),
+        tf_keras.layers.MaxPooling2D(),
+        tf_keras.layers.Flatten(),
+        tf_keras.layers.Dense(10),
+    ])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def preloaded_native_modules() -> None:
+    """Import TensorFlow, Keras and LiteRT once, before any inline pytester run.
+
+    pytester's inline runs drop the modules they imported when they end; TensorFlow's native
+    extensions abort the process if imported a second time, so they must predate the runs.
+    """
+    import ai_edge_litert.interpreter  # noqa: F401
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+    import tf_keras  # noqa: F401
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Callable[..., pytest.Pytester]:
+    """A pytester project with the inner conftest and the given budget files and tests."""
+
+    def make(budgets: dict[str, str] | None = None, **tests: str) -> pytest.Pytester:
+        pytester.makeconftest(INNER_CONFTEST)
+        for name, text in (budgets or {}).items():
+            path = pytester.path / "budgets" / f"{name}.toml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+        pytester.makepyfile(**{k: textwrap.dedent(v) for k, v in tests.items()})
+        return pytester
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cnn_samples() -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(64, 12, 12, 1)).astype("float32")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path) -> Any:
+    from pytest_tflite.cache import CacheStats, ConversionCache
+
+    return ConversionCache(tmp_path / "cache"), CacheStats()
