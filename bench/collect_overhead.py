@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 25
+REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 FILES, TESTS_PER_FILE = 10, 50
 TARGET = 1.05
 

@@ -56,7 +56,8 @@ def main() -> None:
             results[module].append(ms)
             heavy_seen[module].update(heavy)
 
-    print(f"import time in a fresh subprocess, {REPS} repetitions each (Python {sys.version.split()[0]})")
+    version = sys.version.split()[0]
+    print(f"import time in a fresh subprocess, {REPS} repetitions each (Python {version})")
     for module, times in results.items():
         print(f"  import {module:22s} median {statistics.median(times):7.1f} ms   "
               f"min {min(times):7.1f} ms")

@@ -115,7 +115,10 @@ def _relative_or(parse_absolute: Any) -> Any:
             return Relative(percent=float(match.group(1)))
         if isinstance(value, Relative):
             return value
-        return parse_absolute(value)
+        try:
+            return parse_absolute(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or a percentage such as \"5%\"") from None
 
     return parse
 
@@ -170,8 +173,9 @@ def _delegate_name(name: str) -> str:
     )
 
 
+_DELEGATE_PATTERN = "xnnpack|builtin|reference|gpu|npu|external:.+"
 Delegate = Annotated[str, AfterValidator(_delegate_name),
-                     WithJsonSchema({"type": "string", "pattern": r"^(xnnpack|builtin|reference|gpu|npu|external:.+)$"})]
+                     WithJsonSchema({"type": "string", "pattern": f"^({_DELEGATE_PATTERN})$"})]
 
 
 class Strict(BaseModel):
@@ -266,15 +270,12 @@ class DelegateMemory(Strict):
 class MemoryBudget(BaseModel):
     """``planned_arena`` is static; every other key is a delegate with its measured memory."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    __pydantic_extra__: dict[str, DelegateMemory] = Field(init=False)
+    model_config = ConfigDict(
+        extra="allow", frozen=True,
+        json_schema_extra={"propertyNames": {"pattern": f"^(planned_arena|{_DELEGATE_PATTERN})$"}},
+    )
+    __pydantic_extra__: dict[Delegate, DelegateMemory] = Field(init=False)
     planned_arena: Size | None = None
-
-    @model_validator(mode="after")
-    def _extra_keys_are_delegates(self) -> MemoryBudget:
-        for name in self.__pydantic_extra__ or {}:
-            _delegate_name(name)
-        return self
 
     @property
     def delegates(self) -> dict[str, DelegateMemory]:
@@ -384,6 +385,19 @@ def _is_internal_loc(part: object) -> bool:
 
 def json_schema() -> str:
     schema = BudgetFile.model_json_schema()
+    _close_delegate_tables(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pytest-tflite budget file"
     return json.dumps(schema, indent=2)
+
+
+def _close_delegate_tables(node: Any) -> None:
+    """Tables keyed by delegate name accept only those keys, as the loader does."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for child in node.values():
+            _close_delegate_tables(child)
+    elif isinstance(node, list):
+        for child in node:
+            _close_delegate_tables(child)

@@ -341,7 +341,9 @@ def _architecture(model: Any) -> str | None:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    # Keras's own to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d.
+    intermediate = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
 def _generated_names(config: Any) -> dict[str, str]:

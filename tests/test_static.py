@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import random
+import warnings
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -53,7 +54,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     int8 = directory / "dense_int8.tflite"
-    int8.write_bytes(converter.convert())
+    with warnings.catch_warnings():  # "Statistics for quantized inputs were expected"
+        warnings.simplefilter("ignore", UserWarning)
+        int8.write_bytes(converter.convert())
 
     tf_keras.utils.set_random_seed(0)
     cnn = tf_keras.Sequential([
@@ -137,7 +140,7 @@ def _io_matches(view_details: list[dict[str, Any]], details: list[dict[str, Any]
     import numpy as np
 
     assert len(view_details) == len(details)
-    for ours, theirs in zip(view_details, details):
+    for ours, theirs in zip(view_details, details, strict=True):
         assert ours["name"] == theirs["name"]
         assert ours["shape"] == theirs["shape"].tolist()
         assert ours["shape_signature"] == theirs["shape_signature"].tolist()
@@ -216,7 +219,7 @@ def test_truncated_models_are_reported(built: Built, tmp_path: Path, fraction: f
         content = source.read_bytes()
         path = tmp_path / source.name
         path.write_bytes(content[: int(len(content) * fraction)])
-        with pytest.raises(ModelError, match="corrupt|not a TFLite model") as info:
+        with pytest.raises(ModelError, match=r"corrupt|not a TFLite model") as info:
             TFLiteModel.from_path(path)
         assert str(path) in str(info.value)
 
@@ -226,7 +229,7 @@ def test_random_bytes_with_identifier_never_escape_as_other_errors() -> None:
     for _ in range(200):
         data = bytearray(rng.randbytes(rng.randrange(8, 1024)))
         data[4:8] = b"TFL3"
-        with pytest.raises(ModelError, match="<noise>: (corrupt|not a TFLite model)"):
+        with pytest.raises(ModelError, match=r"<noise>: (corrupt|not a TFLite model)"):
             FlatbufferView(bytes(data), origin="<noise>").validate()
 
 
@@ -289,9 +292,11 @@ def test_size_within_and_over_budget(built: Built, tmp_path: Path) -> None:
 def test_size_with_units(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
     assert measurement["size_bytes"] < 1024 * 1024
-    checks = check.evaluate(measurement, _variant(tmp_path, '[variants.v]\nsize = { max = "1 MiB" }\n'))
+    mib = _variant(tmp_path, '[variants.v]\nsize = { max = "1 MiB" }\n')
+    checks = check.evaluate(measurement, mib)
     assert [(c.metric, c.budget, c.verdict) for c in checks] == [("size.max", 1048576, "pass")]
-    checks = check.evaluate(measurement, _variant(tmp_path, '[variants.v]\nsize = { max = "1 KB" }\n'))
+    kb = _variant(tmp_path, '[variants.v]\nsize = { max = "1 KB" }\n')
+    checks = check.evaluate(measurement, kb)
     assert [(c.metric, c.budget, c.verdict) for c in checks] == [("size.max", 1000, "fail")]
 
 
