@@ -12,7 +12,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -380,7 +380,8 @@ def _is_internal_loc(part: object) -> bool:
     # Union members and validator functions show up in pydantic's error locations; users never
     # wrote them, so keep only the key path.
     text = str(part)
-    return text in ("int", "float", "Relative", "str", "[key]") or text.startswith(("function-", "constrained-"))
+    internal = ("int", "float", "Relative", "str", "[key]")
+    return text in internal or text.startswith(("function-", "constrained-"))
 
 
 def json_schema() -> str:

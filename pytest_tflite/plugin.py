@@ -76,7 +76,7 @@ class TFLitePlugin:
     def budget_dir(self) -> Path:
         option = self.config.getoption("tflite_budget_dir")
         if option:
-            return (Path(self.config.invocation_params.dir) / option).resolve()
+            return (Path(self.config.invocation_params.dir) / str(option)).resolve()
         return self._ini_path("tflite_budget_dir") or self.config.rootpath / "budgets"
 
     def budget_path(self, name_or_path: str) -> Path:
@@ -92,7 +92,7 @@ class TFLitePlugin:
         directory = self._ini_path("tflite_cache_dir")
         if directory is None:
             cache = getattr(self.config, "cache", None)  # absent under -p no:cacheprovider
-            directory = cache.mkdir("tflite") if cache is not None else default_dir()
+            directory = Path(cache.mkdir("tflite")) if cache is not None else default_dir()
         return ConversionCache(directory)
 
     # ------------------------------------------------------------ budgets

@@ -113,7 +113,7 @@ def test_passing_a_tflite_through(tmp_path):
     again = convert(converted.path)
     assert again.content == converted.content and again.variant == "default"
     assert convert(converted.content, variant="shipped").variant == "shipped"
-    with pytest.raises(ConversionError, match="already a .tflite model: recipe='int8'"):
+    with pytest.raises(ConversionError, match=r"already a \.tflite model: recipe='int8'"):
         convert(converted.path, "int8")
 
 

@@ -39,8 +39,10 @@ def run_model(
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         inputs_path = Path(scratch, "inputs.npz")
         outputs_path = Path(scratch, "outputs.npz")
-        arrays = {f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)}
-        np.savez(inputs_path, count=len(inputs), names=np.array(names or [""] * len(inputs)), **arrays)
+        arrays: dict[str, Any] = {f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)}
+        arrays["count"] = len(inputs)
+        arrays["names"] = np.array(names or [""] * len(inputs))
+        np.savez(inputs_path, **arrays)
         command = [sys.executable, "-m", "pytest_tflite.measure.worker", "run",
                    str(model_path), str(inputs_path), str(outputs_path)]
         try:

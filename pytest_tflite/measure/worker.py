@@ -69,7 +69,8 @@ def run(model_path: str, inputs_path: str, outputs_path: str) -> None:
         interpreter.invoke()
         for k, detail in enumerate(outputs):
             results[k].append(_dequantize(interpreter.get_tensor(detail["index"]), detail))
-    np.savez(outputs_path, **{f"output_{k}": np.concatenate(r) for k, r in enumerate(results)})
+    outputs_by_name: dict[str, Any] = {f"output_{k}": np.concatenate(r) for k, r in enumerate(results)}
+    np.savez(outputs_path, **outputs_by_name)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,19 @@
+"""The model's budgets, one test per shipped variant (budgets/digits_cnn.toml)."""
+
+import pytest
+
+
+@pytest.mark.tflite_budget("digits_cnn")
+def test_digits_float32(tflite_convert, tflite_budget, trained_cnn):
+    tflite_budget.check(tflite_convert(trained_cnn, recipe="float32"))
+
+
+@pytest.mark.tflite_budget("digits_cnn")
+def test_digits_float16(tflite_convert, tflite_budget, trained_cnn):
+    tflite_budget.check(tflite_convert(trained_cnn, recipe="float16"))
+
+
+@pytest.mark.tflite_budget("digits_cnn")
+def test_digits_int8(tflite_convert, tflite_budget, trained_cnn, digits):
+    model = tflite_convert(trained_cnn, recipe="int8", representative_data=digits.x_train[:256])
+    tflite_budget.check(model)

@@ -1,0 +1,201 @@
+"""Model sources: classify what the user passed (no TensorFlow), then load it (TensorFlow).
+
+``.keras`` files go to the Keras that wrote them (read from the archive's metadata.json);
+``.h5`` files, the Keras 2 format, go to tf_keras; SavedModel directories to TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConversionError, ModelError, TFLiteError
+from .model import TFLiteModel
+
+TFLITE_SUFFIXES = (".tflite", ".lite")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@dataclass
+class Source:
+    """What the user handed in, classified before anything heavy is imported."""
+
+    kind: str  # "tflite" | "keras_model" | "keras_file" | "saved_model"
+    description: str
+    value: Any = None
+    path: Path | None = None
+    custom_objects: Mapping[str, Any] | None = None
+    signature: str | None = None
+
+
+@dataclass
+class Loaded:
+    """A source loaded with TensorFlow: its converter, its inputs, and how to run it as reference."""
+
+    make_converter: Callable[[], Any]
+    inputs: list[tuple[str, tuple[int | None, ...], str]]  # name, shape (None = any), dtype
+    reference: Callable[[list[Any]], list[Any]]
+    keyed_inputs: bool = False  # SavedModel signatures take inputs by name
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def classify(
+    source: Any, *, custom_objects: Mapping[str, Any] | None = None, signature: str | None = None
+) -> Source:
+    if isinstance(source, TFLiteModel):
+        return Source("tflite", source.source, value=source.content, path=source.path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Source("tflite", "<bytes>", value=bytes(source))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ModelError(f"model path {path} does not exist")
+        if path.is_dir():
+            if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
+                raise ModelError(
+                    f"{path} is a directory without saved_model.pb: expected a SavedModel directory"
+                )
+            return Source("saved_model", str(path), path=path, signature=signature)
+        suffix = path.suffix.lower()
+        if suffix in TFLITE_SUFFIXES:
+            return Source("tflite", str(path), value=path.read_bytes(), path=path)
+        if suffix in KERAS_SUFFIXES:
+            return Source("keras_file", str(path), path=path, custom_objects=custom_objects)
+        raise ModelError(
+            f"{path}: unknown model file type {suffix!r}; expected a .tflite, .keras or .h5 file "
+            f"or a SavedModel directory"
+        )
+    if _keras_flavour(source) is not None:
+        name = getattr(source, "name", type(source).__name__)
+        return Source("keras_model", f"{_keras_flavour(source)} model {name!r}", value=source)
+    raise ModelError(
+        f"cannot convert a {type(source).__name__}: pass a Keras model, a .keras/.h5 path, a "
+        f"SavedModel directory, or a .tflite path or bytes"
+    )
+
+
+def _keras_flavour(value: Any) -> str | None:
+    """"tf_keras" (Keras 2) or "keras" (Keras 3) for a Keras model, else None."""
+    for klass in type(value).__mro__:
+        module = klass.__module__ or ""
+        if klass.__name__ in ("Model", "Functional", "Sequential"):
+            if module.startswith("tf_keras") or module.startswith("keras.src.engine"):
+                return "tf_keras"
+            if module.startswith("keras"):
+                return "keras"
+    return None
+
+
+def load(source: Source, tf: Any) -> Loaded:
+    if source.kind == "saved_model":
+        return _load_saved_model(source, tf)
+    model = source.value if source.kind == "keras_model" else _load_keras_file(source)
+    return _keras_loaded(model, source, tf)
+
+
+def _load_keras_file(source: Source) -> Any:
+    """``.keras`` files go to the Keras that wrote them; ``.h5`` (the Keras 2 format) to tf_keras."""
+    assert source.path is not None
+    path = source.path
+    writer = _keras_file_version(path)
+    use_tf_keras = writer.startswith("2.") if writer else path.suffix.lower() != ".keras"
+    try:
+        if use_tf_keras:
+            try:
+                import tf_keras as keras
+            except ImportError:
+                import keras  # Keras 3 reads legacy .h5 files too
+        else:
+            import keras
+        return keras.models.load_model(path, custom_objects=source.custom_objects, compile=False)
+    except TFLiteError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"{path}: could not load it as a Keras model ({type(exc).__name__}: "
+            f"{first_line(exc)}). If it uses custom layers, pass custom_objects={{...}}."
+        ) from None
+
+
+def _keras_file_version(path: Path) -> str | None:
+    if path.suffix.lower() != ".keras":
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            version = json.loads(archive.read("metadata.json")).get("keras_version")
+            return str(version) if version else None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return None
+
+
+def _keras_loaded(model: Any, source: Source, tf: Any) -> Loaded:
+    inputs = None
+    if getattr(model, "built", True):
+        try:
+            inputs = model.inputs
+        except (AttributeError, ValueError):
+            inputs = None
+    if not inputs:
+        raise ConversionError(
+            f"{source.description} was never built, so its input shape is unknown: give it an "
+            f"Input layer (keras.Input(shape=...)) or call it on a batch before converting"
+        )
+    specs = [
+        (str(getattr(t, "name", f"input_{i}")).split(":")[0],
+         tuple(None if d is None else int(d) for d in t.shape),
+         str(getattr(t.dtype, "name", t.dtype)))
+        for i, t in enumerate(inputs)
+    ]
+
+    def reference(arrays: list[Any]) -> list[Any]:
+        outputs = model(arrays if len(arrays) > 1 else arrays[0], training=False)
+        return _as_arrays(outputs)
+
+    return Loaded(lambda: tf.lite.TFLiteConverter.from_keras_model(model), specs, reference)
+
+
+def _load_saved_model(source: Source, tf: Any) -> Loaded:
+    assert source.path is not None
+    try:
+        loaded = tf.saved_model.load(str(source.path))
+    except Exception as exc:
+        raise ModelError(f"{source.path}: could not load the SavedModel: {first_line(exc)}") from None
+    name = source.signature or "serving_default"
+    if name not in loaded.signatures:
+        raise ConversionError(
+            f"{source.path}: no signature {name!r}; the SavedModel has "
+            f"{sorted(loaded.signatures) or 'none'} (pass signature=...)"
+        )
+    function = loaded.signatures[name]
+    spec = function.structured_input_signature[1]
+    names = sorted(spec)
+    specs = [(n, tuple(spec[n].shape.as_list()), spec[n].dtype.name) for n in names]
+
+    def reference(arrays: list[Any]) -> list[Any]:
+        result = function(**{n: tf.constant(a) for n, a in zip(names, arrays)})
+        return [result[k].numpy() for k in sorted(result)]
+
+    def make_converter() -> Any:
+        return tf.lite.TFLiteConverter.from_saved_model(str(source.path), signature_keys=[name])
+
+    return Loaded(make_converter, specs, reference, keyed_inputs=True, notes={"loaded": loaded})
+
+
+def _as_arrays(outputs: Any) -> list[Any]:
+    import numpy as np
+
+    if isinstance(outputs, Mapping):
+        return [np.asarray(outputs[k]) for k in sorted(outputs)]
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(o) for o in outputs]
+    return [np.asarray(outputs)]
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:500]
