@@ -314,3 +314,30 @@ def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
     model = convert(keras3_mlp(), output_dir=tmp_path_factory.mktemp("tiny"))
     return Path(model.path).read_bytes()
+
+
+def test_junit_xml_carries_the_entry_as_a_property(project):
+    import xml.etree.ElementTree as ET
+
+    p = project({"mlp": MLP_BUDGET}, test_junit="""
+        import pytest
+
+        @pytest.mark.tflite_budget("mlp")
+        def test_model(tflite_convert, tflite_budget, mlp):
+            tflite_budget.check(tflite_convert(mlp))
+    """)
+    p.runpytest("--junitxml=junit.xml").assert_outcomes(passed=1)
+    properties = {
+        prop.get("name"): prop.get("value")
+        for prop in ET.parse(p.path / "junit.xml").getroot().iter("property")
+    }
+    entry = json.loads(properties["tflite_entry"])
+    assert (entry["model"], entry["variant"], entry["verdict"]) == ("mlp", "float32", "pass")
+    assert json.loads(properties["tflite_cache"])["misses"] == 1
+
+
+def test_example_schema_file_is_current():
+    from pytest_tflite.budget import json_schema
+
+    committed = Path(__file__).parents[1] / "example_project" / "budgets" / "budget.schema.json"
+    assert committed.read_text() == json_schema() + "\n", "regenerate: tflite-budget schema > ..."
