@@ -1,9 +1,13 @@
 """Subprocess entry for running a model: imports only ai_edge_litert and numpy.
 
-``python -m pytest_tflite.measure.worker run MODEL INPUTS.npz OUTPUTS.npz`` feeds float inputs
-(quantized on the way in where the model's inputs are integer) one sample at a time and writes
-the outputs, dequantized to float. It prints one JSON line: ``{"ok": true}`` or the error.
-Running in a subprocess means a model that crashes the interpreter takes only this process down.
+``run MODEL INPUTS.npz OUTPUTS.npz`` feeds float inputs (quantized on the way in where the
+model's inputs are integer) one sample at a time and writes the outputs, dequantized to float.
+
+``measure MODEL DELEGATE SETTINGS_JSON`` measures one delegate in this fresh process: init, first
+invoke, latency, CPU time, arena, peak RSS, delegation coverage.
+
+Each prints one JSON line last. Running in a subprocess means a model that crashes the
+interpreter takes only this process down, and TensorFlow's memory never pollutes the figures.
 """
 
 from __future__ import annotations
@@ -73,17 +77,93 @@ def run(model_path: str, inputs_path: str, outputs_path: str) -> None:
     np.savez(outputs_path, **outputs_by_name)
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _constant_tensors(model_path: str) -> set[int]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(model_path, "rb") as stream:
+        content = stream.read()
+    model = schema.Model.GetRootAs(content, 0)
+    subgraph = model.Subgraphs(0)
+    constants = set()
+    for index in range(subgraph.TensorsLength()):
+        buffer = model.Buffers(subgraph.Tensors(index).Buffer())
+        if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
+            constants.add(index)
+    return constants
+
+
+def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any]:
+    import tempfile
+    import time
+
+    from .protocol import DEFAULT_TIMING, DEFAULT_WARMUP, Runs, random_inputs, time_invokes
+    from .runners import ACCELERATORS, open_runner, probe_accelerator
+    from .trivial import trivial_model
+
+    settings = json.loads(settings_json)
+    threads = int(settings.get("threads") or 1)
+    result: dict[str, Any] = {"status": "ok", "reason": "", "threads": threads}
+    if delegate in ACCELERATORS:
+        with tempfile.NamedTemporaryFile(suffix=".tflite") as trivial:
+            trivial.write(trivial_model())
+            trivial.flush()
+            probe_accelerator(delegate, trivial.name)
+    rss_tracked = _reset_peak_rss()
+    rss_before = _status_kib("VmRSS")
+    start = time.perf_counter_ns()
+    runner = open_runner(model_path, delegate, threads, settings.get("input_shapes") or {})
+    result["init_ms"] = (time.perf_counter_ns() - start) / 1e6
+    runner.set_inputs(random_inputs(runner.inputs, int(settings.get("seed") or 0)))
+    result.update(time_invokes(
+        runner.invoke,
+        Runs.from_settings(settings.get("warmup"), DEFAULT_WARMUP),
+        Runs.from_settings(settings.get("timing"), DEFAULT_TIMING),
+    ))
+    result["peak_rss_bytes"] = _status_kib("VmHWM") - rss_before if rss_tracked else None
+    result["arena_bytes"] = runner.arena_bytes(_constant_tensors(model_path))
+    result.update(runner.coverage())
+    return result
+
+
 def main(argv: list[str]) -> int:
+    from .runners import DelegateUnavailable, ModelUnsupported, UsageError
+
     try:
         if argv[:1] == ["run"] and len(argv) == 4:
             run(*argv[1:])
+            outcome: dict[str, Any] = {"ok": True}
+        elif argv[:1] == ["measure"] and len(argv) == 4:
+            outcome = {"ok": True, "result": measure(*argv[1:])}
         else:
-            raise ValueError(f"usage: worker run MODEL INPUTS OUTPUTS (got {argv})")
+            raise ValueError(f"usage: worker run MODEL INPUTS OUTPUTS | measure MODEL DELEGATE "
+                             f"SETTINGS (got {argv})")
+    except DelegateUnavailable as exc:
+        outcome = {"ok": True, "result": {"status": "unavailable", "reason": str(exc)}}
+    except ModelUnsupported as exc:
+        outcome = {"ok": True, "result": {"status": "unsupported", "reason": str(exc)}}
+    except UsageError as exc:
+        outcome = {"ok": True, "result": {"status": "error", "reason": str(exc)}}
     except Exception as exc:
-        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps({"ok": True}), flush=True)
-    return 0
+        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(outcome), flush=True)
+    return 0 if outcome["ok"] else 1
 
 
 if __name__ == "__main__":

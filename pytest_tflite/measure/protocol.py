@@ -1,0 +1,89 @@
+"""The latency protocol, inside the worker: inputs, first invoke, warm-up, timed runs, statistics.
+
+Construction and ``allocate_tensors()`` happen before this (``init_ms``); the first invoke is
+timed on its own (XNNPACK finishes packing there and it runs 1-3x steady state); warm-up and
+timing each run until both a minimum count and a minimum time are reached, as LiteRT's
+benchmark_model does. ``cpu_ms`` is process CPU time per timed invoke: with several threads it
+exceeds wall time, and on machines without power counters it is the honest proxy for energy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DEFAULT_WARMUP = {"min_runs": 1, "min_seconds": 0.5}
+DEFAULT_TIMING = {"min_runs": 50, "min_seconds": 1.0}
+MAX_SECONDS = 150.0  # benchmark_model's --max_secs: a slow model still ends
+
+
+@dataclass(frozen=True)
+class Runs:
+    min_runs: int
+    min_seconds: float
+
+    @classmethod
+    def from_settings(cls, given: dict[str, Any] | None, default: dict[str, Any]) -> Runs:
+        merged = {**default, **{k: v for k, v in (given or {}).items() if v is not None}}
+        return cls(int(merged["min_runs"]), float(merged["min_seconds"]))
+
+
+def random_inputs(details: list[dict[str, Any]], seed: int) -> list[Any]:
+    """Deterministic inputs: float in [-1, 1]; quantized ints over their range; bool 0/1."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for detail in details:
+        dtype = np.dtype(detail["dtype"])
+        shape = [int(d) for d in detail["shape"]]
+        if np.issubdtype(dtype, np.floating):
+            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(dtype))
+        elif dtype == np.bool_:
+            arrays.append(rng.integers(0, 2, shape).astype(dtype))
+        elif np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype))
+        else:
+            # int32/int64 inputs are often indices or lengths: small non-negative values are safe.
+            arrays.append(rng.integers(0, 2, shape).astype(dtype))
+    return arrays
+
+
+def _repeat(invoke: Callable[[], None], runs: Runs) -> list[float]:
+    durations: list[float] = []
+    start = time.perf_counter()
+    while True:
+        before = time.perf_counter_ns()
+        invoke()
+        durations.append((time.perf_counter_ns() - before) / 1e6)
+        elapsed = time.perf_counter() - start
+        if (len(durations) >= runs.min_runs and elapsed >= runs.min_seconds) or elapsed > MAX_SECONDS:
+            return durations
+
+
+def time_invokes(invoke: Callable[[], None], warmup: Runs, timing: Runs) -> dict[str, Any]:
+    before = time.perf_counter_ns()
+    invoke()
+    first_invoke_ms = (time.perf_counter_ns() - before) / 1e6
+    if warmup.min_runs or warmup.min_seconds:
+        _repeat(invoke, warmup)
+    cpu_before = time.process_time()
+    durations = _repeat(invoke, Runs(max(timing.min_runs, 1), timing.min_seconds))
+    cpu_ms = (time.process_time() - cpu_before) * 1000 / len(durations)
+    values = np.asarray(durations)
+    return {
+        "first_invoke_ms": first_invoke_ms,
+        "cpu_ms": cpu_ms,
+        "latency_ms": {
+            "median": float(np.median(values)),
+            "p90": float(np.percentile(values, 90)),
+            "p99": float(np.percentile(values, 99)),
+            "min": float(values.min()),
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "n": len(durations),
+        },
+    }

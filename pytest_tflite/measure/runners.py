@@ -1,0 +1,267 @@
+"""One model opened under one delegate, inside the worker process (ai_edge_litert + numpy only).
+
+``xnnpack``, ``builtin`` and ``reference`` are the Interpreter's op resolvers; ``external:PATH``
+loads a delegate library into the Interpreter; ``gpu`` and ``npu`` are LiteRT CompiledModel
+accelerators, which only say whether they took the whole model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+INTERPRETER_DELEGATES = ("xnnpack", "builtin", "reference")
+ACCELERATORS = ("gpu", "npu")
+
+
+class DelegateUnavailable(Exception):
+    """The machine lacks the delegate (library missing, no device): reason in the loader's words."""
+
+
+class ModelUnsupported(Exception):
+    """The delegate exists but cannot run this model (e.g. an unresolved custom op)."""
+
+
+class UsageError(Exception):
+    """The measurement settings do not fit the model (e.g. a dynamic input without a shape)."""
+
+
+def concrete_shapes(
+    details: list[dict[str, Any]], input_shapes: dict[str, list[int]]
+) -> list[list[int] | None]:
+    """The shape to run each input at: ``input_shapes``, else the model's own.
+
+    A dynamic batch dimension (-1 first, as every Keras export has) runs at the model's stored
+    batch of 1; any other dynamic dimension needs a shape from the settings.
+    """
+    shapes: list[list[int] | None] = []
+    for detail in details:
+        signature = [int(d) for d in detail.get("shape_signature", detail["shape"])]
+        name = detail["name"]
+        given = _lookup(input_shapes, name)
+        if given is not None:
+            shapes.append(list(given))
+        elif any(d < 0 for d in signature[1:]):
+            raise UsageError(
+                f"input {name!r} has a dynamic shape {signature}: give it one with "
+                f"runtime.input_shapes = {{ \"{name}\" = [...] }} in the budget file"
+            )
+        else:
+            shapes.append(None)
+    return shapes
+
+
+def _lookup(shapes: dict[str, list[int]], name: str) -> list[int] | None:
+    # Budget files use the names users see: "serving_default_x:0" also answers to "x".
+    if name in shapes:
+        return shapes[name]
+    short = name.removeprefix("serving_default_").split(":")[0]
+    return shapes.get(short)
+
+
+class InterpreterRunner:
+    def __init__(self, model_path: str, delegate: str, threads: int,
+                 input_shapes: dict[str, list[int]]) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
+
+        resolver = {
+            "xnnpack": OpResolverType.AUTO,
+            "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            "reference": OpResolverType.BUILTIN_REF,
+        }.get(delegate, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        delegates = []
+        if delegate.startswith("external:"):
+            try:
+                delegates = [load_delegate(delegate.removeprefix("external:"))]
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise DelegateUnavailable(str(exc).strip()) from None
+        try:
+            self.interpreter = Interpreter(
+                model_path=model_path, num_threads=threads,
+                experimental_op_resolver_type=resolver, experimental_delegates=delegates,
+            )
+            details = self.interpreter.get_input_details()
+            for detail, shape in zip(details, concrete_shapes(details, input_shapes)):
+                if shape is not None:
+                    self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnsupported(_unsupported_reason(str(exc))) from None
+        self.inputs = self.interpreter.get_input_details()
+
+    def set_inputs(self, arrays: list[Any]) -> None:
+        for detail, array in zip(self.inputs, arrays):
+            self.interpreter.set_tensor(detail["index"], array)
+
+    def invoke(self) -> None:
+        self.interpreter.invoke()
+
+    def arena_bytes(self, constant_tensors: set[int]) -> int | None:
+        """Span of the buffers the interpreter placed its non-constant tensors in.
+
+        With builtin and reference kernels every non-constant tensor lives in the arena, so the
+        span from the lowest to the highest address is the arena actually used. Under XNNPACK
+        the arena holds only the delegate's I/O; its own workspace shows only in RSS.
+        """
+        wrapper = self.interpreter._interpreter
+        low, high = None, 0
+        for index in range(wrapper.NumTensors(0)):
+            if index in constant_tensors:
+                continue
+            try:
+                # Shape first: tensor() on a shape-less kernel temporary can crash.
+                wrapper.TensorSize(index, 0)
+                array = self.interpreter.tensor(index)()
+            except (ValueError, RuntimeError):
+                continue
+            if array.nbytes == 0:
+                continue
+            start = array.ctypes.data
+            low = start if low is None else min(low, start)
+            high = max(high, start + array.nbytes)
+            del array
+        return None if low is None else high - low
+
+    def coverage(self) -> dict[str, Any]:
+        """Delegated nodes, partitions and the ops left to CPU kernels.
+
+        Only the Interpreter's private ``_get_ops_details()`` lists DELEGATE nodes; each one
+        replaced the original nodes between its inputs and outputs, found by walking back from
+        its outputs to the tensors it takes in.
+        """
+        try:
+            nodes = self.interpreter._get_ops_details()
+        except Exception as exc:  # private API: say so when it changes
+            return {"reason": f"delegation not measurable: _get_ops_details() failed ({exc})"}
+        original = [n for n in nodes if n["op_name"] != "DELEGATE"]
+        producer = {int(t): n["index"] for n in original for t in n["outputs"] if t >= 0}
+        by_index = {n["index"]: n for n in original}
+        delegated: set[int] = set()
+        partitions = [n for n in nodes if n["op_name"] == "DELEGATE"]
+        for partition in partitions:
+            boundary = {int(t) for t in partition["inputs"]}
+            stack = [int(t) for t in partition["outputs"]]
+            seen: set[int] = set()
+            while stack:
+                tensor = stack.pop()
+                if tensor in boundary or tensor in seen or tensor not in producer:
+                    continue
+                seen.add(tensor)
+                node = producer[tensor]
+                if node not in delegated:
+                    delegated.add(node)
+                    stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
+        fallback = Counter(n["op_name"] for n in original if n["index"] not in delegated)
+        return {
+            "delegated_nodes": len(delegated),
+            "total_nodes": len(original),
+            "partitions": len(partitions),
+            "fallback_ops": dict(sorted(fallback.items())),
+        }
+
+
+class AcceleratorRunner:
+    """A LiteRT CompiledModel on the GPU or NPU, with no CPU fallback: all or nothing."""
+
+    def __init__(self, model_path: str, delegate: str, threads: int,
+                 input_shapes: dict[str, list[int]]) -> None:
+        from ai_edge_litert.compiled_model import CompiledModel
+
+        try:
+            self.model = CompiledModel.from_file(model_path, hardware_accel=_accelerator(delegate))
+        except RuntimeError as exc:
+            raise ModelUnsupported(_unsupported_reason(str(exc))) from None
+        details = self.model.get_input_tensor_details("serving_default") \
+            if "serving_default" in self.model.get_signature_list() else None
+        if input_shapes and details:
+            for position, name in enumerate(details):
+                if name in input_shapes:
+                    self.model.resize_input_tensor(position, input_shapes[name], 0)
+        self.input_buffers = self.model.create_input_buffers(0)
+        self.output_buffers = self.model.create_output_buffers(0)
+        self.inputs = [buffer.get_tensor_details() for buffer in self.input_buffers]
+
+    def set_inputs(self, arrays: list[Any]) -> None:
+        for buffer, array in zip(self.input_buffers, arrays):
+            buffer.write(np.ascontiguousarray(array))
+
+    def invoke(self) -> None:
+        self.model.run_by_index(0, self.input_buffers, self.output_buffers)
+
+    def arena_bytes(self, constant_tensors: set[int]) -> int | None:
+        return None  # the accelerator's memory is not visible from here
+
+    def coverage(self) -> dict[str, Any]:
+        full = bool(self.model.is_fully_accelerated())
+        return {"fully_accelerated": full,
+                "reason": "CompiledModel reports only whether the whole model was accelerated"}
+
+
+def _accelerator(delegate: str) -> Any:
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+    return HardwareAccelerator.GPU if delegate == "gpu" else HardwareAccelerator.NPU
+
+
+_TOPICS = {
+    "gpu": ("gpu", "vulkan", "webgpu", "opencl", "metal", "adapter"),
+    "npu": ("npu", "dispatch", "openvino", "qualcomm", "mediatek", "vendor"),
+}
+
+
+def _native_stderr_reason(text: str, delegate: str) -> str:
+    """The loader's own words from native stderr: failures that concern this accelerator."""
+    failures = ("error", "fail", "couldn't", "could not", "cannot", "no adapter", "not found")
+    lines = [line.strip().lstrip("\u2514 ") for line in text.splitlines()]
+    relevant = [
+        line for line in lines
+        if any(k in line.lower() for k in failures)
+        and any(k in line.lower() for k in _TOPICS[delegate])
+    ]
+    return " | ".join(dict.fromkeys(relevant))[:800]
+
+
+def probe_accelerator(delegate: str, trivial_model_path: str) -> None:
+    """Raise DelegateUnavailable unless the accelerator runs a one-op model.
+
+    Without an NPU, LiteRT says "Some ops are not accelerated", which reads like a verdict on
+    the model; trying a model every accelerator supports separates "no device" from "not this
+    model".
+    """
+    import os
+    import tempfile
+
+    with tempfile.TemporaryFile() as native:
+        saved = os.dup(2)
+        os.dup2(native.fileno(), 2)
+        try:
+            runner = AcceleratorRunner(trivial_model_path, delegate, 1, {})
+            runner.invoke()
+            failure = None
+        except (ModelUnsupported, RuntimeError, ValueError) as exc:
+            failure = str(exc)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if failure is not None:
+            native.seek(0)
+            said = _native_stderr_reason(native.read().decode("utf-8", "replace"), delegate)
+            raise DelegateUnavailable(said or _unsupported_reason(failure))
+
+
+def open_runner(model_path: str, delegate: str, threads: int,
+                input_shapes: dict[str, list[int]]) -> InterpreterRunner | AcceleratorRunner:
+    if delegate in ACCELERATORS:
+        return AcceleratorRunner(model_path, delegate, threads, input_shapes)
+    return InterpreterRunner(model_path, delegate, threads, input_shapes)
+
+
+def _unsupported_reason(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        lowered = line.lower()
+        if "custom op" in lowered or "didn't find op" in lowered or "not supported" in lowered:
+            return line
+    return " ".join(lines)[:500] or "the interpreter refused the model"
