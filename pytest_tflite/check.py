@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -10,7 +11,15 @@ from .budget import Variant
 Verdict = Literal["pass", "fail", "skip", "error"]
 
 # Budget sections whose measurement is not built yet: checking them must fail loudly, never pass.
-NOT_MEASURED_YET = ("accuracy", "fidelity", "sparsity", "latency", "memory", "delegation")
+NOT_MEASURED_YET = ("accuracy", "fidelity", "sparsity")
+LATENCY_KEYS = {
+    "median": lambda d: d["latency_ms"]["median"] if d.get("latency_ms") else None,
+    "p90": lambda d: d["latency_ms"]["p90"] if d.get("latency_ms") else None,
+    "p99": lambda d: d["latency_ms"]["p99"] if d.get("latency_ms") else None,
+    "cpu": lambda d: d.get("cpu_ms"),
+    "init": lambda d: d.get("init_ms"),
+    "first_invoke": lambda d: d.get("first_invoke_ms"),
+}
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,46 @@ class Check:
         return asdict(self)
 
 
-def evaluate(measurement: dict[str, Any], variant: Variant) -> list[Check]:
+def delegates_named(variant: Variant) -> list[str]:
+    """Delegates the variant's budgets need measured, in a stable order."""
+    memory = variant.memory.delegates if variant.memory else {}
+    return list(dict.fromkeys([*variant.latency, *memory, *variant.delegation]))
+
+
+def evaluate(
+    measurement: dict[str, Any],
+    variant: Variant,
+    *,
+    runtime_off: str | None = None,
+    require_delegates: bool = False,
+) -> list[Check]:
+    """Every budget key of ``variant`` judged against ``measurement``.
+
+    ``runtime_off`` is the reason runtime budgets were not measured (they become ``skip``);
+    ``require_delegates`` turns a delegate the machine lacks from ``skip`` into ``fail``.
+    """
     checks: list[Check] = []
     if variant.size is not None:
         checks += _at_most("size.max", measurement.get("size_bytes"), variant.size.max, "bytes")
         checks += _at_most("size.max_gzip", measurement.get("gzip_bytes"), variant.size.max_gzip,
                            "bytes")
+    if variant.memory is not None:
+        checks += _at_most("memory.planned_arena", measurement.get("planned_arena_bytes"),
+                           variant.memory.planned_arena, "bytes")
+    judge = _DelegateJudge(measurement.get("delegates") or {}, runtime_off, require_delegates)
+    for delegate, latency in variant.latency.items():
+        for key, read in LATENCY_KEYS.items():
+            budget = getattr(latency, key)
+            if budget is not None:
+                checks.append(judge.at_most(f"latency.{delegate}.{key}", delegate, read, budget, "ms"))
+    for delegate, memory in (variant.memory.delegates if variant.memory else {}).items():
+        for key, field in (("arena", "arena_bytes"), ("peak_rss", "peak_rss_bytes")):
+            budget = getattr(memory, key)
+            if budget is not None:
+                checks.append(judge.at_most(f"memory.{delegate}.{key}", delegate,
+                                            _reader(field), budget, "bytes"))
+    for delegate, delegation in variant.delegation.items():
+        checks += judge.delegation(delegate, delegation)
     for section in NOT_MEASURED_YET:
         if getattr(variant, section):
             checks.append(Check(
@@ -47,6 +90,82 @@ def evaluate(measurement: dict[str, Any], variant: Variant) -> list[Check]:
                        f"remove the [{section}] section or upgrade",
             ))
     return checks
+
+
+def _reader(field: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda found: found.get(field)
+
+
+class _DelegateJudge:
+    """Turns a delegate's status (unavailable, unsupported, error) into the right verdict."""
+
+    def __init__(self, delegates: dict[str, Any], runtime_off: str | None, required: bool) -> None:
+        self.delegates = delegates
+        self.runtime_off = runtime_off
+        self.required = required
+
+    def _unusable(self, metric: str, delegate: str, budget: float | None, unit: str) -> Check | None:
+        if self.runtime_off:
+            return Check(metric, None, budget, "skip", unit, reason=self.runtime_off)
+        found = self.delegates.get(delegate)
+        if found is None:
+            return Check(metric, None, budget, "skip", unit,
+                         reason=f"{delegate} not measured in this run (--tflite-delegates)")
+        status, reason = found.get("status"), found.get("reason") or ""
+        if status == "unavailable":
+            verdict: Verdict = "fail" if self.required else "skip"
+            return Check(metric, None, budget, verdict, unit,
+                         reason=f"{delegate} unavailable on this machine: {reason}")
+        if status == "unsupported":
+            return Check(metric, None, budget, "fail", unit,
+                         reason=f"the model cannot run under {delegate}: {reason}")
+        if status != "ok":
+            return Check(metric, None, budget, "error", unit, reason=f"{delegate}: {reason}")
+        return None
+
+    def at_most(self, metric: str, delegate: str, read: Callable[[dict[str, Any]], Any],
+                budget: float, unit: str) -> Check:
+        unusable = self._unusable(metric, delegate, budget, unit)
+        if unusable is not None:
+            return unusable
+        measured = read(self.delegates[delegate])
+        if measured is None:
+            return Check(metric, None, budget, "error", unit,
+                         reason=f"not measurable under {delegate}")
+        return Check(metric, measured, budget, "pass" if measured <= budget else "fail", unit)
+
+    def delegation(self, delegate: str, budget: Any) -> list[Check]:
+        prefix = f"delegation.{delegate}"
+        wanted = [(f"{prefix}.min_fraction", budget.min_fraction),
+                  (f"{prefix}.max_partitions", budget.max_partitions),
+                  (f"{prefix}.forbid_fallback", budget.forbid_fallback or None)]
+        checks = []
+        for metric, limit in wanted:
+            if limit is None:
+                continue
+            numeric = None if isinstance(limit, list) else float(limit)
+            unusable = self._unusable(metric, delegate, numeric, "")
+            if unusable is not None:
+                checks.append(unusable)
+                continue
+            found = self.delegates[delegate]
+            if found.get("total_nodes") is None:
+                checks.append(Check(metric, None, numeric, "error",
+                                    reason=found.get("reason") or "delegation not measurable"))
+            elif metric.endswith("min_fraction"):
+                fraction = found["delegated_nodes"] / found["total_nodes"] if found["total_nodes"] else 1.0
+                checks.append(Check(metric, fraction, numeric,
+                                    "pass" if fraction >= limit else "fail"))
+            elif metric.endswith("max_partitions"):
+                checks.append(Check(metric, found["partitions"], numeric,
+                                    "pass" if found["partitions"] <= limit else "fail"))
+            else:
+                fallback = found.get("fallback_ops") or {}
+                hit = sorted(op for op in limit if op in fallback)
+                checks.append(Check(metric, float(sum(fallback[op] for op in hit)), 0.0,
+                                    "fail" if hit else "pass",
+                                    reason=f"left to CPU kernels: {', '.join(hit)}" if hit else ""))
+        return checks
 
 
 def _at_most(metric: str, measured: float | None, budget: float | None, unit: str) -> list[Check]:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import BudgetExceeded, TFLiteError
 
 ENTRY_PROPERTY = "tflite_entry"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Run-wide runtime options from the command line and ini file (budgets add their own)."""
+
+    runtime_off: str | None = None  # why runtime budgets are skipped, e.g. --tflite-no-runtime
+    delegate_filter: tuple[str, ...] | None = None  # --tflite-delegates limits what is measured
+    require_delegates: bool = False
+    ini_settings: dict[str, Any] = field(default_factory=dict)
+    cli_settings: dict[str, Any] = field(default_factory=dict)
+    lock_file: Path | None = None
 
 
 class BudgetChecker:
@@ -20,7 +33,9 @@ class BudgetChecker:
         budget: Any,  # budget.Budget, typed loosely so importing this module stays light
         test: str,
         record: Callable[[str, object], None],
+        options: RunOptions | None = None,
     ) -> None:
+        self.options = options or RunOptions()
         self.budget = budget
         self.test = test
         self._record = record
@@ -59,7 +74,9 @@ class BudgetChecker:
             measurement = measure_static(model)
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
-        results = checks.evaluate(measurement, budget)
+        self._measure_runtime(model, budget, measurement)
+        results = checks.evaluate(measurement, budget, runtime_off=self.options.runtime_off,
+                                  require_delegates=self.options.require_delegates)
         entry = {
             "test": self.test,
             "model": self.budget.model,
@@ -74,6 +91,30 @@ class BudgetChecker:
         if entry["verdict"] in ("fail", "error"):
             raise BudgetExceeded(failure_message(entry, str(self.path)))
         return entry
+
+
+    def _measure_runtime(self, model: Any, variant: Any, measurement: dict[str, Any]) -> None:
+        """Measure the delegates the budgets name (plus runtime.delegates), each in a worker."""
+        from .check import delegates_named
+        from .measure.runtime import measure_delegates, resolve_settings
+
+        settings = resolve_settings(
+            self.options.ini_settings,
+            _settings_dict(self.budget.spec.defaults.runtime),
+            _settings_dict(variant.runtime),
+            self.options.cli_settings,
+        )
+        wanted = list(dict.fromkeys([*settings["delegates"], *delegates_named(variant)]))
+        if self.options.delegate_filter is not None:
+            wanted = [d for d in wanted if d in self.options.delegate_filter]
+        if not wanted or self.options.runtime_off:
+            return
+        measurement["delegates"] = measure_delegates(model.path, wanted, settings,
+                                                     lock_file=self.options.lock_file)
+
+
+def _settings_dict(settings: Any) -> dict[str, Any]:
+    return settings.model_dump(exclude_none=True) if settings is not None else {}
 
 
 def _as_model(value: Any) -> Any:

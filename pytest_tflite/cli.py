@@ -1,29 +1,43 @@
-"""``tflite-budget``: the same core as the plugin, from a shell.
+"""``tflite-budget``: the plugin's core from a shell: schema, measure, check, init.
 
-Exit codes: 0 within budget, 1 over budget, 2 usage error or invalid model / budget file.
+Exit codes: 0 within budget, 1 over budget, 2 on a usage error, an invalid model or budget file,
+or a measurement that could not be made (the model crashed or timed out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import TFLiteError
+
+DEFAULT_DELEGATES = ["xnnpack", "builtin"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tflite-budget", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("schema", help="print the JSON Schema of budget files")
-    measure = commands.add_parser("measure", help="measure a .tflite model (static figures)")
-    measure.add_argument("model", type=Path)
+    measure = commands.add_parser("measure", help="measure a .tflite model")
+    _model_arguments(measure)
     measure.add_argument("--json", action="store_true", help="print the JSON measurement")
     check = commands.add_parser("check", help="check a .tflite model against a budget file")
     check.add_argument("model", type=Path)
     check.add_argument("--budget", type=Path, required=True, help="the budget file (TOML)")
-    check.add_argument("--variant", default="default", help="the [variants.NAME] section")
+    check.add_argument("--variant", help="the [variants.NAME] section (default: the only one, "
+                                         "or 'default')")
+    check.add_argument("--no-runtime", action="store_true", help="skip runtime budgets")
+    check.add_argument("--require-delegates", action="store_true",
+                       help="fail budgets on delegates this machine lacks instead of skipping")
+    init = commands.add_parser("init", help="print a starter budget file from a measurement")
+    _model_arguments(init)
+    init.add_argument("--headroom", default="20%", help="room above the measured values "
+                                                        "(default 20%%)")
+    init.add_argument("--variant", default="default", help="the section to write")
     args = parser.parse_args(argv)
     try:
         if args.command == "schema":
@@ -32,43 +46,146 @@ def main(argv: list[str] | None = None) -> int:
             print(json_schema())
             return 0
         if args.command == "measure":
-            return _measure(args.model, args.json)
-        return _check(args.model, args.budget, args.variant)
+            return _measure(args)
+        if args.command == "init":
+            return _init(args)
+        return _check(args)
     except TFLiteError as exc:
         print(f"tflite-budget: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _measure(path: Path, as_json: bool) -> int:
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--delegate", action="append", dest="delegates", metavar="NAME",
+                        help=f"measure this delegate (repeatable; default: "
+                             f"{', '.join(DEFAULT_DELEGATES)})")
+    parser.add_argument("--threads", type=int, default=None, help="interpreter threads (1)")
+
+
+def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    from .measure.runtime import measure_delegates
     from .measure.static import measure_static
     from .model import TFLiteModel
-    from .report import table
-    from .units import format_bytes
 
-    measurement = measure_static(TFLiteModel.from_path(path))
-    if as_json:
+    model = TFLiteModel.from_path(path)
+    measurement = measure_static(model)
+    if delegates:
+        measurement["delegates"] = measure_delegates(model.path, delegates, settings)
+    return measurement
+
+
+def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
+    from .budget import DELEGATES
+    from .measure.runtime import resolve_settings
+
+    for name in args.delegates or []:
+        if name not in DELEGATES and not name.startswith("external:"):
+            raise TFLiteError(f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} "
+                              f"or external:PATH")
+    return resolve_settings({"threads": args.threads})
+
+
+def _failed_delegates(measurement: dict[str, Any]) -> list[str]:
+    return [f"{name}: {found['reason']}" for name, found in measurement.get("delegates", {}).items()
+            if found["status"] == "error"]
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from .report import measurement_lines
+
+    measurement = _measure_model(args.model, args.delegates or DEFAULT_DELEGATES,
+                                 _cli_settings(args))
+    if args.json:
         print(json.dumps(measurement, indent=2))
-        return 0
-    rows = [["size", format_bytes(measurement["size_bytes"])],
-            ["gzip", format_bytes(measurement["gzip_bytes"])],
-            ["ops", ", ".join(f"{k} x{v}" for k, v in measurement["ops"].items())],
-            ["subgraphs", str(len(measurement["subgraphs"]))]]
-    print("\n".join(table(["metric", "value"], rows)))
+    else:
+        print("\n".join(measurement_lines(measurement)))
+    failed = _failed_delegates(measurement)
+    for line in failed:
+        print(f"tflite-budget: error: {args.model}: {line}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from . import check
+    from .budget import load
+    from .measure.runtime import resolve_settings
+    from .report import check_table
+
+    budget = load(args.budget)
+    name = args.variant or (next(iter(budget.spec.variants)) if len(budget.spec.variants) == 1
+                            else "default")
+    variant = budget.variant(name)
+    settings = resolve_settings(*(s.model_dump(exclude_none=True) if s else None
+                                  for s in (budget.spec.defaults.runtime, variant.runtime)))
+    delegates = [] if args.no_runtime else list(dict.fromkeys(
+        [*settings["delegates"], *check.delegates_named(variant)]))
+    measurement = _measure_model(args.model, delegates, settings)
+    results = check.evaluate(
+        measurement, variant, require_delegates=args.require_delegates,
+        runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None)
+    print("\n".join(check_table(c.to_json() for c in results)))
+    verdict = check.overall(results)
+    print(f"{budget.model} [{name}]: {verdict}")
+    return {"pass": 0, "skip": 0, "fail": 1}.get(verdict, 2)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .budget import _relative_or  # the same "N%" parsing as budget files
+
+    headroom = _relative_or(float)(args.headroom)
+    factor = 1 + (headroom.fraction if hasattr(headroom, "fraction") else float(headroom))
+    delegates = args.delegates or DEFAULT_DELEGATES
+    measurement = _measure_model(args.model, delegates, _cli_settings(args))
+    failed = _failed_delegates(measurement)
+    if failed:
+        raise TFLiteError(f"{args.model}: cannot write budgets from a failed measurement: "
+                          + "; ".join(failed))
+    print(starter_budget(args.model, measurement, args.variant, factor))
     return 0
 
 
-def _check(model_path: Path, budget_path: Path, variant: str) -> int:
-    from . import check
-    from .budget import load
-    from .measure.static import measure_static
-    from .model import TFLiteModel
-    from .report import check_rows, table
+def starter_budget(model: Path, measurement: dict[str, Any], variant: str, factor: float) -> str:
+    """A budget file that the measured model passes with ``factor`` headroom."""
+    size = f'{{ max = {_bytes_up(measurement["size_bytes"] * factor)}, ' \
+           f'max_gzip = {_bytes_up(measurement["gzip_bytes"] * factor)} }}'
+    lines = [
+        f"# Budgets for {model.name}, from `tflite-budget init` with {factor - 1:.0%} headroom.",
+        f'model = "{model.stem}"',
+        "",
+        f"[variants.{variant}]",
+        f"size = {size}",
+        "",
+        f"[variants.{variant}.memory]",
+        f"planned_arena = {_bytes_up(measurement['planned_arena_bytes'] * factor)}",
+    ]
+    for name, found in measurement.get("delegates", {}).items():
+        if found["status"] != "ok":
+            lines += ["", f"# {name}: {found['status']} here ({found['reason'][:120]})"]
+            continue
+        key = f'"{name}"' if ":" in name else name
+        memory = [f"{label} = {_bytes_up(found[field] * factor)}"
+                  for label, field in (("arena", "arena_bytes"), ("peak_rss", "peak_rss_bytes"))
+                  if found.get(field)]
+        if memory:
+            lines += ["", f"[variants.{variant}.memory.{key}]", *memory]
+        latency = found["latency_ms"]
+        lines += ["", f"[variants.{variant}.latency.{key}]",
+                  f'median = "{_ms_up(latency["median"] * factor)}"',
+                  f'p90 = "{_ms_up(latency["p90"] * factor)}"']
+        if found.get("total_nodes") and found.get("partitions"):
+            fraction = math.floor(100 * found["delegated_nodes"] / found["total_nodes"]) / 100
+            lines += ["", f"[variants.{variant}.delegation.{key}]",
+                      f"min_fraction = {fraction}", f"max_partitions = {found['partitions']}"]
+    return "\n".join(lines)
 
-    budget = load(budget_path)
-    section = budget.variant(variant)
-    results = check.evaluate(measure_static(TFLiteModel.from_path(model_path)), section)
-    rows = check_rows(c.to_json() for c in results)
-    print("\n".join(table(["metric", "measured", "budget", "over by / reason", "verdict"], rows)))
-    verdict = check.overall(results)
-    print(f"{budget.model} [{variant}]: {verdict}")
-    return 0 if verdict in ("pass", "skip") else 1
+
+def _bytes_up(value: float) -> str:
+    return str(max(1, math.ceil(value)))
+
+
+def _ms_up(value: float) -> str:
+    # Three significant digits, rounded up, so the measured value stays inside the budget.
+    digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 3
+    step = 10.0 ** -digits
+    return f"{math.ceil(value / step) * step:.{digits}f} ms"

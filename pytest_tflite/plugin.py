@@ -6,6 +6,7 @@ when a test converts, measures or reads a budget.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from .cache import CacheStats
-from .checker import ENTRY_PROPERTY, BudgetChecker
+from .checker import ENTRY_PROPERTY, BudgetChecker, RunOptions
 from .errors import BudgetFileError, TFLiteError
 
 MARKER = "tflite_budget"
@@ -35,10 +36,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="convert every model afresh instead of using the cache")
     group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
                     help="show the converter's and XNNPACK's own output (also with -vv)")
+    group.addoption("--tflite-delegates", dest="tflite_delegates", type=_delegate_list,
+                    default=None, metavar="LIST",
+                    help="measure only these delegates (comma-separated, e.g. xnnpack,builtin); "
+                         "budgets on the others are skipped")
+    group.addoption("--tflite-no-runtime", dest="tflite_no_runtime", action="store_true",
+                    default=None, help="skip runtime measurement: latency, measured memory and "
+                                       "delegation budgets are reported as skipped")
+    group.addoption("--tflite-require-delegates", dest="tflite_require_delegates",
+                    action="store_true", default=None,
+                    help="fail, instead of skip, budgets on delegates this machine lacks")
+    group.addoption("--tflite-threads", dest="tflite_threads", type=_positive_int, default=None,
+                    metavar="N", help="interpreter threads (overrides budget files; default 1)")
+    group.addoption("--tflite-timeout", dest="tflite_timeout", type=_positive_float, default=None,
+                    metavar="SECONDS", help="time limit per model and delegate (default 300)")
+    parser.addini("tflite_delegates", "delegates measured for every checked model, besides "
+                  "those its budgets name (comma-separated)", default=None)
+    parser.addini("tflite_threads", "interpreter threads (default 1)", default=None)
+    parser.addini("tflite_timeout", "time limit in seconds per model and delegate (default 300)",
+                  default=None)
     parser.addini("tflite_budget_dir", "directory of budget files, relative to the ini file "
                   "(default: <rootdir>/budgets)", default=None)
     parser.addini("tflite_cache_dir", "directory of the conversion cache, relative to the ini "
                   "file (default: pytest's cache dir, .pytest_cache/d/tflite)", default=None)
+
+
+def _delegate_list(text: str) -> tuple[str, ...]:
+    from .budget import DELEGATES
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [n for n in names if n not in DELEGATES and not n.startswith("external:")]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown delegate(s) {', '.join(unknown) or '(none given)'}; expected a comma-"
+            f"separated list of {', '.join(DELEGATES)} or external:PATH")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,6 +111,7 @@ class TFLitePlugin:
         self.cache_hits = 0
         self.cache_misses = 0
         self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
+        self.options = self.run_options()
 
     # ------------------------------------------------------------ settings
 
@@ -94,6 +143,35 @@ class TFLitePlugin:
             cache = getattr(self.config, "cache", None)  # absent under -p no:cacheprovider
             directory = Path(cache.mkdir("tflite")) if cache is not None else default_dir()
         return ConversionCache(directory)
+
+    def run_options(self) -> RunOptions:
+        from .measure.lock import lock_path
+
+        config = self.config
+        ini: dict[str, Any] = {}
+        try:
+            if config.getini("tflite_delegates"):
+                ini["delegates"] = list(_delegate_list(str(config.getini("tflite_delegates"))))
+            if config.getini("tflite_threads"):
+                ini["threads"] = _positive_int(str(config.getini("tflite_threads")).strip())
+            if config.getini("tflite_timeout"):
+                ini["timeout"] = _positive_float(str(config.getini("tflite_timeout"))) * 1000
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"pytest-tflite ini setting: {exc}") from None
+        cli: dict[str, Any] = {}
+        if config.getoption("tflite_threads"):
+            cli["threads"] = config.getoption("tflite_threads")
+        if config.getoption("tflite_timeout"):
+            cli["timeout"] = config.getoption("tflite_timeout") * 1000
+        return RunOptions(
+            runtime_off="runtime measurement off (--tflite-no-runtime)"
+            if config.getoption("tflite_no_runtime") else None,
+            delegate_filter=config.getoption("tflite_delegates"),
+            require_delegates=bool(config.getoption("tflite_require_delegates")),
+            ini_settings=ini,
+            cli_settings=cli,
+            lock_file=lock_path(config.rootpath),
+        )
 
     # ------------------------------------------------------------ budgets
 
@@ -184,8 +262,10 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
     if item.get_closest_marker(MARKER) is None:
         pytest.fail(f"the tflite_budget fixture needs @pytest.mark.{MARKER}('NAME') on the test "
                     f"to know which budget file to use", pytrace=False)
+    plugin = request.config.stash[PLUGIN_KEY]
     checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid,
-                            lambda name, value: item.user_properties.append((name, value)))
+                            lambda name, value: item.user_properties.append((name, value)),
+                            plugin.options)
     item.stash[CHECKER_KEY] = checker
     return checker
 
@@ -207,10 +287,14 @@ def tflite_convert(
                 **kwargs: Any) -> Any:
         __tracebackhide__ = True
         from .convert import convert as run_conversion
+        from .measure.lock import shared
 
         try:
-            return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
-                                  output_dir=output_dir, quiet=not plugin.verbose, **kwargs)
+            # Shared: conversions run side by side, but never while another worker times a model.
+            with shared(plugin.options.lock_file):
+                return run_conversion(source, recipe, representative_data, cache=cache,
+                                      stats=stats, output_dir=output_dir,
+                                      quiet=not plugin.verbose, **kwargs)
         except TFLiteError as exc:
             # The message names the argument and the fix; the converter's frames would only hide it.
             raise type(exc)(str(exc)).with_traceback(None) from None

@@ -45,18 +45,28 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
-def check_rows(checks: Iterable[dict[str, Any]]) -> list[list[str]]:
-    rows = []
+CHECK_HEADER = ["metric", "measured", "budget", "over by / reason", "verdict"]
+LONG_REASON = 48  # longer reasons go below the table as numbered notes
+
+
+def check_table(checks: Iterable[dict[str, Any]]) -> list[str]:
+    """The checks as a table; long reasons (a loader's error, say) as notes under it."""
+    rows, notes = [], []
     for check in checks:
         measured, budget = check["measured"], check["budget"]
-        over = ""
+        note = check.get("reason", "")
         if check["verdict"] == "fail" and measured is not None and budget:
-            over = f"{_difference(measured - budget, check['unit'])} " \
-                   f"({format_percent((measured - budget) / budget)})"
+            note = f"{_difference(measured - budget, check['unit'])} " \
+                   f"({format_percent((measured - budget) / budget)})" + (f"; {note}" if note else "")
+        if len(note) > LONG_REASON:
+            notes.append(note)
+            note = f"see [{len(notes)}]"
         rows.append([check["metric"], format_value(measured, check["unit"]),
-                     format_value(budget, check["unit"]), over or check.get("reason", ""),
-                     check["verdict"]])
-    return rows
+                     format_value(budget, check["unit"]), note, check["verdict"]])
+    lines = table(CHECK_HEADER, rows)
+    if notes:
+        lines += ["", *(f"[{n}] {text}" for n, text in enumerate(notes, 1))]
+    return lines
 
 
 def failure_message(entry: dict[str, Any], budget_path: str) -> str:
@@ -66,18 +76,27 @@ def failure_message(entry: dict[str, Any], budget_path: str) -> str:
         f"{entry['model']} [{entry['variant']}] broke {len(bad)} of {len(entry['checks'])} "
         f"budget(s) in {budget_path}:",
         "",
-        *table(["metric", "measured", "budget", "over by / reason", "verdict"],
-               check_rows(entry["checks"])),
+        *check_table(entry["checks"]),
     ]
     return "\n".join(lines)
+
+
+def _latency_cell(entry: dict[str, Any]) -> str:
+    cells = []
+    for name, found in (entry.get("delegates") or {}).items():
+        latency = found.get("latency_ms") or {}
+        cells.append(f"{name} {format_ms(latency['median'])}" if latency.get("median") is not None
+                     else f"{name} {found.get('status')}")
+    return ", ".join(cells) or "-"
 
 
 def summary_lines(entries: Sequence[dict[str, Any]], hits: int, misses: int) -> list[str]:
     lines: list[str] = []
     if entries:
         rows = [[e["model"], e["variant"], format_bytes(e.get("size_bytes")),
-                 format_bytes(e.get("gzip_bytes")), e.get("verdict", "")] for e in entries]
-        lines += table(["model", "variant", "size", "gzip", "verdict"], rows)
+                 format_bytes(e.get("gzip_bytes")), _latency_cell(e), e.get("verdict", "")]
+                for e in entries]
+        lines += table(["model", "variant", "size", "gzip", "median latency", "verdict"], rows)
     if hits or misses:
         lines.append(f"conversion cache: {hits} hit(s), {misses} miss(es)")
     return lines
@@ -104,3 +123,31 @@ def write_json(path: Path, entries: Sequence[dict[str, Any]]) -> None:
     document = {"version": REPORT_VERSION, "environment": environment(), "entries": list(entries)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def measurement_lines(measurement: dict[str, Any]) -> list[str]:
+    """``tflite-budget measure``: the static figures, then one row per delegate."""
+    lines = table(["metric", "value"], [
+        ["size", format_value(measurement["size_bytes"], "bytes")],
+        ["gzip", format_value(measurement["gzip_bytes"], "bytes")],
+        ["planned arena", format_value(measurement.get("planned_arena_bytes"), "bytes")],
+        ["ops", ", ".join(f"{k} x{v}" for k, v in measurement["ops"].items())],
+        ["subgraphs", str(len(measurement["subgraphs"]))],
+    ])
+    delegates = measurement.get("delegates") or {}
+    if delegates:
+        rows = []
+        for name, found in delegates.items():
+            latency = found.get("latency_ms") or {}
+            coverage = (f"{found['delegated_nodes']}/{found['total_nodes']} in "
+                        f"{found['partitions']}" if found.get("total_nodes") is not None else "-")
+            rows.append([name, found["status"], format_ms(latency.get("median")),
+                         format_ms(latency.get("p90")), format_ms(found.get("init_ms")),
+                         format_ms(found.get("first_invoke_ms")), format_ms(found.get("cpu_ms")),
+                         format_bytes(found.get("arena_bytes")),
+                         format_bytes(found.get("peak_rss_bytes")), coverage])
+        lines += ["", *table(["delegate", "status", "median", "p90", "init", "first", "cpu",
+                              "arena", "peak rss", "delegated"], rows)]
+        lines += [f"{name}: {found['reason']}" for name, found in delegates.items()
+                  if found["status"] != "ok" and found.get("reason")]
+    return lines

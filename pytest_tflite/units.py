@@ -18,7 +18,7 @@ def format_ms(value: float | None) -> str:
     if value is None:
         return "-"
     if value < 1:
-        return f"{value * 1000:.0f} us"
+        return f"{value * 1000:.3g} us"
     return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
 
 

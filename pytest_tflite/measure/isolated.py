@@ -57,7 +57,7 @@ def run_model(
                 f"{model_path}: crashed the interpreter ({name})"
                 + (f"; its last words: {' | '.join(tail)}" if tail else "")
             )
-        status = _last_json_line(done.stdout)
+        status = last_json_line(done.stdout)
         if not status.get("ok"):
             reason = status.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
             raise ModelError(f"{model_path}: the interpreter could not run the model: {reason}")
@@ -65,7 +65,7 @@ def run_model(
             return [data[f"output_{k}"] for k in range(len(data.files))]
 
 
-def _last_json_line(text: str) -> dict[str, Any]:
+def last_json_line(text: str) -> dict[str, Any]:
     for line in reversed(text.strip().splitlines()):
         try:
             value = json.loads(line)

@@ -1,0 +1,98 @@
+"""Runtime measurement, parent side: one fresh worker process per (model, delegate).
+
+A fresh process per delegate keeps peak RSS honest (a reused process under-reports it as the
+allocator keeps freed memory) and contains crashes: a segfault, abort or hang becomes that
+delegate's ``error`` with the reason, and the session goes on. Native stderr is kept for the
+reason and never shown to the user.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import lock
+from .isolated import last_json_line, worker_environment
+
+DEFAULT_TIMEOUT_S = 300.0
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "threads": 1,
+    "delegates": [],
+    "warmup": {"min_runs": 1, "min_seconds": 0.5},
+    "timing": {"min_runs": 50, "min_seconds": 1.0},
+    "input_shapes": {},
+    "seed": 0,
+    "timeout": DEFAULT_TIMEOUT_S * 1000,  # milliseconds, like every time in a budget file
+}
+RESULT_KEYS = ("status", "reason", "threads", "latency_ms", "init_ms", "first_invoke_ms", "cpu_ms",
+               "arena_bytes", "peak_rss_bytes", "delegated_nodes", "total_nodes", "partitions",
+               "fallback_ops")
+
+
+def resolve_settings(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge settings from lowest to highest precedence; unset (None) values fall through."""
+    merged: dict[str, Any] = json.loads(json.dumps(BUILTIN_DEFAULTS))
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if value is None:
+                continue
+            if isinstance(value, Mapping) and key in ("warmup", "timing"):
+                merged[key] = {**merged[key], **{k: v for k, v in value.items() if v is not None}}
+            else:
+                merged[key] = value
+    return merged
+
+
+def measure_delegate(
+    model_path: Path, delegate: str, settings: Mapping[str, Any], *, lock_file: Path | None = None
+) -> dict[str, Any]:
+    """The JSON contract's ``delegates[NAME]`` for one delegate, whatever happens to the worker."""
+    timeout_s = float(settings.get("timeout") or DEFAULT_TIMEOUT_S * 1000) / 1000
+    worker_settings = {k: settings.get(k) for k in
+                       ("threads", "warmup", "timing", "input_shapes", "seed")}
+    command = [sys.executable, "-m", "pytest_tflite.measure.worker", "measure",
+               str(model_path), delegate, json.dumps(worker_settings)]
+    with lock.exclusive(lock_file):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                                  env=worker_environment(), stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return _result("error", f"timed out after {timeout_s:g} s (set runtime.timeout "
+                                    f"or --tflite-timeout to allow longer)", settings)
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        return _result("error", f"crashed the interpreter ({name}){_last_words(done.stderr)}",
+                       settings)
+    outcome = last_json_line(done.stdout)
+    if not outcome.get("ok"):
+        reason = outcome.get("error") or f"worker exited {done.returncode}"
+        return _result("error", f"{reason}{_last_words(done.stderr)}", settings)
+    found = outcome["result"]
+    return {key: found.get(key) for key in RESULT_KEYS} | {
+        "threads": found.get("threads") or settings.get("threads"),
+        "reason": found.get("reason") or "",
+    }
+
+
+def measure_delegates(
+    model_path: Path, delegates: Iterable[str], settings: Mapping[str, Any], *,
+    lock_file: Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    return {d: measure_delegate(model_path, d, settings, lock_file=lock_file) for d in delegates}
+
+
+def _result(status: str, reason: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: None for key in RESULT_KEYS} | {
+        "status": status, "reason": reason, "threads": settings.get("threads"),
+    }
+
+
+def _last_words(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    interesting = [line for line in lines if "INFO:" not in line][-3:]
+    return f"; native stderr: {' | '.join(interesting)}" if interesting else ""
