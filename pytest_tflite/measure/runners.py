@@ -24,6 +24,10 @@ class ModelUnsupported(Exception):
     """The delegate exists but cannot run this model (e.g. an unresolved custom op)."""
 
 
+class ModelRejected(Exception):
+    """The interpreter refused the model itself (corrupt or invalid), whatever the delegate."""
+
+
 class UsageError(Exception):
     """The measurement settings do not fit the model (e.g. a dynamic input without a shape)."""
 
@@ -88,7 +92,7 @@ class InterpreterRunner:
                     self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelUnsupported(_unsupported_reason(str(exc))) from None
+            raise _refusal(str(exc)) from None
         self.inputs = self.interpreter.get_input_details()
 
     def set_inputs(self, arrays: list[Any]) -> None:
@@ -256,6 +260,18 @@ def open_runner(model_path: str, delegate: str, threads: int,
     if delegate in ACCELERATORS:
         return AcceleratorRunner(model_path, delegate, threads, input_shapes)
     return InterpreterRunner(model_path, delegate, threads, input_shapes)
+
+
+_OP_SUPPORT = ("custom op", "didn't find op", "not supported", "unsupported", "failed to apply",
+               "failed to prepare", "delegate")
+
+
+def _refusal(message: str) -> Exception:
+    """Unsupported (an op or a delegate said no) or rejected (the model itself is broken)."""
+    if any(phrase in message.lower() for phrase in _OP_SUPPORT):
+        return ModelUnsupported(_unsupported_reason(message))
+    lines = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    return ModelRejected(f"the interpreter rejected the model (corrupt or invalid): {lines[:500]}")
 
 
 def _unsupported_reason(message: str) -> str:

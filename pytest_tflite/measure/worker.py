@@ -143,7 +143,7 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
 
 
 def main(argv: list[str]) -> int:
-    from .runners import DelegateUnavailable, ModelUnsupported, UsageError
+    from .runners import DelegateUnavailable, ModelRejected, ModelUnsupported, UsageError
 
     try:
         if argv[:1] == ["run"] and len(argv) == 4:
@@ -158,7 +158,7 @@ def main(argv: list[str]) -> int:
         outcome = {"ok": True, "result": {"status": "unavailable", "reason": str(exc)}}
     except ModelUnsupported as exc:
         outcome = {"ok": True, "result": {"status": "unsupported", "reason": str(exc)}}
-    except UsageError as exc:
+    except (UsageError, ModelRejected) as exc:
         outcome = {"ok": True, "result": {"status": "error", "reason": str(exc)}}
     except Exception as exc:
         outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
