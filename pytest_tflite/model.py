@@ -17,6 +17,42 @@ from .errors import ModelError
 
 TFLITE_IDENTIFIER = b"TFL3"
 
+# Builtin options that name other subgraphs: options type -> the accessors of those indices.
+_SUBGRAPH_OPTIONS = {
+    "WhileOptions": ("CondSubgraphIndex", "BodySubgraphIndex"),
+    "IfOptions": ("ThenSubgraphIndex", "ElseSubgraphIndex"),
+    "CallOnceOptions": ("InitSubgraphIndex",),
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a subgraph, as the flatbuffer declares it.
+
+    ``constant`` is true when the tensor's data lives in the model (a buffer with bytes, or an
+    external buffer), false for tensors the runtime must allocate (activations, inputs, state).
+    """
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    buffer: int
+    constant: bool
+    variable: bool
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    """One operator of a subgraph: its opcode name, tensor indices (-1: an omitted optional
+    input) and the subgraphs its options call (WHILE cond/body, IF then/else, CALL_ONCE init)."""
+
+    index: int
+    opcode: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    called_subgraphs: tuple[int, ...]
+
 
 @dataclass(frozen=True)
 class TFLiteModel:
@@ -170,6 +206,123 @@ class FlatbufferView:
         if isinstance(indices, int):  # flatbuffers returns 0 for an absent vector
             return []
         return [self._tensor_details(subgraph, int(i)) for i in indices]
+
+    @property
+    def subgraph_count(self) -> int:
+        return int(self.root.SubgraphsLength())
+
+    def tensors(self, subgraph: int = 0) -> list[TensorInfo]:
+        """Every tensor of one subgraph, in index order."""
+        return self._graph(subgraph)[0]
+
+    def operators(self, subgraph: int = 0) -> list[OperatorInfo]:
+        """Every operator of one subgraph, in execution order."""
+        return self._graph(subgraph)[1]
+
+    def subgraph_inputs(self, subgraph: int = 0) -> list[int]:
+        return self._graph(subgraph)[2]
+
+    def subgraph_outputs(self, subgraph: int = 0) -> list[int]:
+        return self._graph(subgraph)[3]
+
+    @cached_property
+    def _graphs(self) -> dict[int, tuple[list[TensorInfo], list[OperatorInfo], list[int], list[int]]]:
+        return {}
+
+    def _graph(self, index: int) -> tuple[list[TensorInfo], list[OperatorInfo], list[int], list[int]]:
+        if index not in self._graphs:
+            count = self.subgraph_count
+            if not 0 <= index < count:
+                raise ModelError(f"{self.origin}: no subgraph {index} (the model has {count})")
+            try:
+                self._graphs[index] = self._read_graph(index)
+            except ModelError:
+                raise
+            except Exception as exc:  # struct/index errors on truncated data, as in validate()
+                raise ModelError(
+                    f"{self.origin}: corrupt TFLite model ({type(exc).__name__}: {exc}); "
+                    f"the file may be truncated. Re-export it."
+                ) from None
+        return self._graphs[index]
+
+    def _read_graph(
+        self, index: int
+    ) -> tuple[list[TensorInfo], list[OperatorInfo], list[int], list[int]]:
+        schema = _schema()
+        root = self.root
+        subgraph = root.Subgraphs(index)
+        where = f"{self.origin}: subgraph {index}"
+        buffer_count = root.BuffersLength()
+        constant_buffers: dict[int, bool] = {}
+
+        def is_constant(buffer: int) -> bool:
+            if buffer not in constant_buffers:
+                if not 0 <= buffer < max(buffer_count, 1):
+                    raise ModelError(f"{where}: tensor buffer {buffer} out of range ({buffer_count})")
+                if buffer == 0 or buffer_count == 0:
+                    constant_buffers[buffer] = False
+                else:
+                    table = root.Buffers(buffer)
+                    constant_buffers[buffer] = table.DataLength() > 0 or table.Size() > 0
+            return constant_buffers[buffer]
+
+        tensors = []
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            name = tensor.Name()
+            buffer = int(tensor.Buffer())
+            external = int(tensor.ExternalBuffer()) if hasattr(tensor, "ExternalBuffer") else 0
+            tensors.append(TensorInfo(
+                index=t,
+                name=name.decode("utf-8", "replace") if name else "",
+                shape=tuple(int(d) for d in _vector(tensor.ShapeAsNumpy())),
+                dtype=dtype_name(tensor.Type()),
+                buffer=buffer,
+                constant=external != 0 or is_constant(buffer),
+                variable=bool(tensor.IsVariable()),
+            ))
+
+        count = len(tensors)
+
+        def indices(values: Any, what: str) -> tuple[int, ...]:
+            result = tuple(int(v) for v in _vector(values))
+            for v in result:
+                if not -1 <= v < count:
+                    raise ModelError(f"{where}: {what} tensor {v}, but the subgraph has "
+                                     f"{count} tensors")
+            return result
+
+        opcodes = self._opcodes()
+        option_names = {getattr(schema.BuiltinOptions, name): name for name in _SUBGRAPH_OPTIONS}
+        subgraph_count = self.subgraph_count
+        operators = []
+        for o in range(subgraph.OperatorsLength()):
+            operator = subgraph.Operators(o)
+            opcode_index = int(operator.OpcodeIndex())
+            if not 0 <= opcode_index < len(opcodes):
+                raise ModelError(f"{where}: operator {o} has opcode index {opcode_index}, "
+                                 f"but the model has {len(opcodes)} operator codes")
+            called: tuple[int, ...] = ()
+            option_type = option_names.get(operator.BuiltinOptionsType(), "")
+            table = operator.BuiltinOptions() if option_type in _SUBGRAPH_OPTIONS else None
+            if table is not None:
+                options = getattr(schema, option_type)()
+                options.Init(table.Bytes, table.Pos)
+                called = tuple(int(getattr(options, field)()) for field in _SUBGRAPH_OPTIONS[option_type])
+                for target in called:
+                    if not 0 <= target < subgraph_count:
+                        raise ModelError(f"{where}: operator {o} ({opcodes[opcode_index]}) calls "
+                                         f"subgraph {target}, but the model has {subgraph_count}")
+            operators.append(OperatorInfo(
+                index=o,
+                opcode=opcodes[opcode_index],
+                inputs=indices(operator.InputsAsNumpy(), f"operator {o} reads"),
+                outputs=indices(operator.OutputsAsNumpy(), f"operator {o} writes"),
+                called_subgraphs=called,
+            ))
+        inputs = list(indices(subgraph.InputsAsNumpy(), "the inputs name"))
+        outputs = list(indices(subgraph.OutputsAsNumpy(), "the outputs name"))
+        return tensors, operators, inputs, outputs
 
     def _tensor_details(self, subgraph: Any, index: int) -> dict[str, Any]:
         tensor = subgraph.Tensors(index)

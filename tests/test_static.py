@@ -300,18 +300,25 @@ def test_size_with_units(built: Built, tmp_path: Path) -> None:
     assert [(c.metric, c.budget, c.verdict) for c in checks] == [("size.max", 1000, "fail")]
 
 
-def test_latency_section_is_an_error_not_a_silent_pass(built: Built, tmp_path: Path) -> None:
+def test_unmeasured_section_is_an_error_not_a_silent_pass(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
     variant = _variant(tmp_path, '[variants.v]\nsize = { max = "1 MiB" }\n'
-                                 '[variants.v.latency.xnnpack]\nmedian = "1 ms"\n')
+                                 '[variants.v.accuracy]\nmetric = "top1"\nmin = 0.9\n')
     checks = check.evaluate(measurement, variant)
     by_metric = {c.metric: c for c in checks}
     assert by_metric["size.max"].verdict == "pass"
-    latency = [c for c in checks if c.metric.startswith("latency")]
-    assert latency, checks
-    assert all(c.verdict == "error" for c in latency)
-    assert all("not measured yet" in c.reason for c in latency)
+    assert by_metric["accuracy"].verdict == "error"
+    assert "not measured yet" in by_metric["accuracy"].reason
     assert check.overall(checks) == "error"
+
+
+def test_runtime_budgets_without_runtime_are_skipped_not_passed(built: Built, tmp_path: Path) -> None:
+    measurement = measure_static(TFLiteModel.from_path(built.float32))
+    variant = _variant(tmp_path, '[variants.v.latency.xnnpack]\nmedian = "1 ms"\n')
+    checks = check.evaluate(measurement, variant, runtime_off="runtime measurement off")
+    assert [(c.metric, c.verdict, c.reason) for c in checks] == [
+        ("latency.xnnpack.median", "skip", "runtime measurement off")]
+    assert check.overall(checks) == "skip"
 
 
 def test_empty_variant_has_no_checks(built: Built, tmp_path: Path) -> None:
@@ -356,9 +363,9 @@ def test_cli_check_over_budget(built: Built, tmp_path: Path,
 
 def test_cli_check_unmeasured_section_fails(built: Built, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    budget = _budget(tmp_path, '[variants.v.latency.xnnpack]\nmedian = "1 ms"\n')
+    budget = _budget(tmp_path, '[variants.v.accuracy]\nmetric = "top1"\nmin = 0.9\n')
     capsys.readouterr()
-    assert cli.main(["check", str(built.float32), "--budget", str(budget), "--variant", "v"]) == 1
+    assert cli.main(["check", str(built.float32), "--budget", str(budget), "--variant", "v"]) == 2
     assert "not measured yet" in capsys.readouterr().out
 
 

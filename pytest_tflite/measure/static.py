@@ -6,6 +6,7 @@ import gzip
 from typing import Any
 
 from ..model import TFLiteModel
+from .planner import planned_arena
 
 
 def gzip_size(content: bytes) -> int:
@@ -14,14 +15,22 @@ def gzip_size(content: bytes) -> int:
 
 
 def measure_static(model: TFLiteModel) -> dict[str, Any]:
-    """Size, gzip size, ops, subgraphs and I/O of a model, in the JSON contract's keys."""
+    """Size, gzip size, ops, subgraphs, planned arena and I/O of a model, in the JSON contract's
+    keys. ``planned_arena_bytes`` is the model's total (subgraph 0 and the subgraphs it calls);
+    each subgraph also carries its own plan, counted in the total or not."""
     model.view.validate()
     summary = model.view.summary()
+    arena = planned_arena(model.view)
+    subgraphs = [
+        {**entry, "planned_arena_bytes": arena.subgraphs[entry["index"]].bytes}
+        for entry in summary["subgraphs"]
+    ]
     return {
         "size_bytes": model.size_bytes,
         "gzip_bytes": gzip_size(model.content),
         "ops": summary["ops"],
-        "subgraphs": summary["subgraphs"],
+        "subgraphs": subgraphs,
+        "planned_arena_bytes": arena.bytes,
         "inputs": summary["inputs"],
         "outputs": summary["outputs"],
     }
