@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BudgetExceeded, TFLiteError
+from .errors import BudgetExceeded, DelegateSkippedWarning, TFLiteError
 
 ENTRY_PROPERTY = "tflite_entry"
 
@@ -77,6 +78,7 @@ class BudgetChecker:
         self._measure_runtime(model, budget, measurement)
         results = checks.evaluate(measurement, budget, runtime_off=self.options.runtime_off,
                                   require_delegates=self.options.require_delegates)
+        self._warn_skipped(measurement)
         entry = {
             "test": self.test,
             "model": self.budget.model,
@@ -92,6 +94,16 @@ class BudgetChecker:
             raise BudgetExceeded(failure_message(entry, str(self.path)))
         return entry
 
+
+    def _warn_skipped(self, measurement: dict[str, Any]) -> None:
+        if self.options.require_delegates:
+            return
+        for name, found in (measurement.get("delegates") or {}).items():
+            if found["status"] == "unavailable":
+                warnings.warn(DelegateSkippedWarning(
+                    f"{self.budget.model}: {name} budgets skipped, the delegate is unavailable "
+                    f"here ({found['reason'][:200]}); --tflite-require-delegates makes this fail"
+                ), stacklevel=3)
 
     def _measure_runtime(self, model: Any, variant: Any, measurement: dict[str, Any]) -> None:
         """Measure the delegates the budgets name (plus runtime.delegates), each in a worker."""

@@ -25,3 +25,7 @@ class SanityError(ConversionError):
 
 class BudgetExceeded(AssertionError):
     """One or more budgets failed; the message holds the table of checks."""
+
+
+class DelegateSkippedWarning(UserWarning):
+    """A budget named a delegate this machine lacks; its checks were skipped, not passed."""

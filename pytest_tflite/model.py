@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ModelError
 
 TFLITE_IDENTIFIER = b"TFL3"
+MAX_TENSOR_ELEMENTS = 2**32  # 4 GiB even at one byte an element
 
 # Builtin options that name other subgraphs: options type -> the accessors of those indices.
 _SUBGRAPH_OPTIONS = {
@@ -146,6 +147,9 @@ class FlatbufferView:
         """Walk everything the measurement reads, so truncation shows up as one clear error."""
         try:
             self.summary()
+            for subgraph in range(self.subgraph_count):
+                for tensor in self.tensors(subgraph):
+                    self._check_shape(subgraph, tensor)
         except ModelError:
             raise
         except Exception as exc:  # flatbuffers raises struct/index errors on truncated data
@@ -153,6 +157,22 @@ class FlatbufferView:
                 f"{self.origin}: corrupt TFLite model ({type(exc).__name__}: {exc}); "
                 f"the file may be truncated. Re-export it."
             ) from None
+
+    def _check_shape(self, subgraph: int, tensor: TensorInfo) -> None:
+        # A flipped byte in a shape can claim terabytes; the interpreter would try to allocate
+        # them. No tensor of a model meant for a phone comes near 4 GiB.
+        elements = 1
+        for dimension in tensor.shape:
+            if dimension < -1:
+                raise ModelError(f"{self.origin}: corrupt TFLite model: tensor {tensor.name!r} "
+                                 f"(subgraph {subgraph}) has shape {list(tensor.shape)}")
+            elements *= max(dimension, 1)
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise ModelError(
+                f"{self.origin}: corrupt TFLite model: tensor {tensor.name!r} (subgraph "
+                f"{subgraph}) claims shape {list(tensor.shape)}, {elements:,} elements: "
+                f"more than any tensor of a mobile model holds"
+            )
 
     def summary(self) -> dict[str, Any]:
         return {
