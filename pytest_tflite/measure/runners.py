@@ -103,14 +103,17 @@ class InterpreterRunner:
         self.interpreter.invoke()
 
     def arena_bytes(self, constant_tensors: set[int]) -> int | None:
-        """Span of the buffers the interpreter placed its non-constant tensors in.
+        """Bytes the interpreter placed its non-constant tensors in, read from their addresses.
 
-        With builtin and reference kernels every non-constant tensor lives in the arena, so the
-        span from the lowest to the highest address is the arena actually used. Under XNNPACK
-        the arena holds only the delegate's I/O; its own workspace shows only in RSS.
+        Tensors of one arena lie within 64-byte alignment of each other (the planner puts each
+        at the lowest free offset, so an arena has no larger holes); a wider gap means another
+        block: the persistent arena, or a dynamic tensor allocated on its own. The figure is the
+        sum of those blocks' spans. With builtin and reference kernels that is the whole tensor
+        memory; under XNNPACK the arena holds only the delegate's I/O, its workspace shows
+        only in RSS.
         """
         wrapper = self.interpreter._interpreter
-        low, high = None, 0
+        extents = []
         for index in range(wrapper.NumTensors(0)):
             if index in constant_tensors:
                 continue
@@ -120,13 +123,11 @@ class InterpreterRunner:
                 array = self.interpreter.tensor(index)()
             except (ValueError, RuntimeError):
                 continue
-            if array.nbytes == 0:
-                continue
-            start = array.ctypes.data
-            low = start if low is None else min(low, start)
-            high = max(high, start + array.nbytes)
+            if isinstance(array, np.ndarray) and array.nbytes:
+                # (0-d tensors come back as numpy scalars, copies without an address.)
+                extents.append((array.ctypes.data, array.ctypes.data + array.nbytes))
             del array
-        return None if low is None else high - low
+        return _block_bytes(extents) if extents else None
 
     def coverage(self) -> dict[str, Any]:
         """Delegated nodes, partitions and the ops left to CPU kernels.
@@ -201,6 +202,19 @@ class AcceleratorRunner:
         full = bool(self.model.is_fully_accelerated())
         return {"fully_accelerated": full,
                 "reason": "CompiledModel reports only whether the whole model was accelerated"}
+
+
+ALIGNMENT_GAP = 64  # TFLite's kDefaultTensorAlignment
+
+
+def _block_bytes(extents: list[tuple[int, int]]) -> int:
+    total, block_start, block_end = 0, *sorted(extents)[0]
+    for start, end in sorted(extents)[1:]:
+        if start > block_end + ALIGNMENT_GAP:
+            total += block_end - block_start
+            block_start = start
+        block_end = max(block_end, end)
+    return total + block_end - block_start
 
 
 def _accelerator(delegate: str) -> Any:
