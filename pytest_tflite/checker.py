@@ -54,12 +54,15 @@ class BudgetChecker:
         reference: Any = None,
         *,
         variant: str | None = None,
+        sample: Any = None,
     ) -> dict[str, Any]:
         """Measure ``model`` and assert the budgets of its variant's section.
 
         ``model``: what ``tflite_convert`` returned, or a ``.tflite`` path or bytes. ``variant``
-        overrides the model's own. Returns the report entry (the JSON contract's keys); raises
-        ``BudgetExceeded`` listing every check when one fails.
+        overrides the model's own. ``sample``: the input to time with (an array with the batch
+        dimension, or a list with one per input) instead of seeded random data. Returns the
+        report entry (the JSON contract's keys); raises ``BudgetExceeded`` listing every check
+        when one fails.
         """
         __tracebackhide__ = True
         from . import check as checks
@@ -75,7 +78,7 @@ class BudgetChecker:
             measurement = measure_static(model)
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
-        self._measure_runtime(model, budget, measurement)
+        self._measure_runtime(model, budget, measurement, sample)
         results = checks.evaluate(measurement, budget, runtime_off=self.options.runtime_off,
                                   require_delegates=self.options.require_delegates)
         self._warn_skipped(measurement)
@@ -105,7 +108,8 @@ class BudgetChecker:
                     f"here ({found['reason'][:200]}); --tflite-require-delegates makes this fail"
                 ), stacklevel=3)
 
-    def _measure_runtime(self, model: Any, variant: Any, measurement: dict[str, Any]) -> None:
+    def _measure_runtime(self, model: Any, variant: Any, measurement: dict[str, Any],
+                         sample: Any) -> None:
         """Measure the delegates the budgets name (plus runtime.delegates), each in a worker."""
         from .check import delegates_named
         from .measure.runtime import measure_delegates, resolve_settings
@@ -122,7 +126,8 @@ class BudgetChecker:
         if not wanted or self.options.runtime_off:
             return
         measurement["delegates"] = measure_delegates(model.path, wanted, settings,
-                                                     lock_file=self.options.lock_file)
+                                                     lock_file=self.options.lock_file,
+                                                     sample=sample)
 
 
 def _settings_dict(settings: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,17 @@ def resolve_settings(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def measure_delegate(
-    model_path: Path, delegate: str, settings: Mapping[str, Any], *, lock_file: Path | None = None
+    model_path: Path, delegate: str, settings: Mapping[str, Any], *, lock_file: Path | None = None,
+    sample_path: Path | None = None,
 ) -> dict[str, Any]:
-    """The JSON contract's ``delegates[NAME]`` for one delegate, whatever happens to the worker."""
+    """The JSON contract's ``delegates[NAME]`` for one delegate, whatever happens to the worker.
+
+    ``sample_path``: an ``.npz`` of ``input_0``, ``input_1``... to run instead of random data.
+    """
     timeout_s = float(settings.get("timeout") or DEFAULT_TIMEOUT_S * 1000) / 1000
     worker_settings = {k: settings.get(k) for k in
                        ("threads", "warmup", "timing", "input_shapes", "seed")}
+    worker_settings["sample_path"] = str(sample_path) if sample_path else None
     command = [sys.executable, "-m", "pytest_tflite.measure.worker", "measure",
                str(model_path), delegate, json.dumps(worker_settings)]
     with lock.exclusive(lock_file):
@@ -81,9 +87,21 @@ def measure_delegate(
 
 def measure_delegates(
     model_path: Path, delegates: Iterable[str], settings: Mapping[str, Any], *,
-    lock_file: Path | None = None,
+    lock_file: Path | None = None, sample: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    return {d: measure_delegate(model_path, d, settings, lock_file=lock_file) for d in delegates}
+    """Each delegate in turn; ``sample`` (an array, or one per input) replaces random inputs."""
+    if sample is None:
+        return {d: measure_delegate(model_path, d, settings, lock_file=lock_file)
+                for d in delegates}
+    import numpy as np
+
+    arrays = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+    with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
+        sample_path = Path(scratch, "sample.npz")
+        named: dict[str, Any] = {f"input_{i}": np.asarray(a) for i, a in enumerate(arrays)}
+        np.savez(sample_path, **named)
+        return {d: measure_delegate(model_path, d, settings, lock_file=lock_file,
+                                    sample_path=sample_path) for d in delegates}
 
 
 def _result(status: str, reason: str, settings: Mapping[str, Any]) -> dict[str, Any]:

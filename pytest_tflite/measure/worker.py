@@ -109,6 +109,26 @@ def _constant_tensors(model_path: str) -> set[int]:
     return constants
 
 
+def _sample_inputs(path: str, details: list[dict[str, Any]]) -> list[Any]:
+    """The sample the test passed, one array per input, quantized where the input is integer."""
+    import numpy as np
+
+    from .runners import UsageError
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = [data[f"input_{i}"] for i in range(len(data.files))]
+    if len(arrays) != len(details):
+        raise UsageError(f"sample has {len(arrays)} array(s), the model has {len(details)} inputs")
+    inputs = []
+    for array, detail in zip(arrays, details):
+        if list(array.shape) != [int(d) for d in detail["shape"]]:
+            raise UsageError(f"sample for input {detail['name']!r} has shape {list(array.shape)}, "
+                             f"the model runs it at {[int(d) for d in detail['shape']]}")
+        inputs.append(_quantize(array, detail) if np.issubdtype(array.dtype, np.floating)
+                      else array.astype(detail["dtype"]))
+    return inputs
+
+
 def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any]:
     import tempfile
     import time
@@ -130,7 +150,10 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     start = time.perf_counter_ns()
     runner = open_runner(model_path, delegate, threads, settings.get("input_shapes") or {})
     result["init_ms"] = (time.perf_counter_ns() - start) / 1e6
-    runner.set_inputs(random_inputs(runner.inputs, int(settings.get("seed") or 0)))
+    if settings.get("sample_path"):
+        runner.set_inputs(_sample_inputs(settings["sample_path"], runner.inputs))
+    else:
+        runner.set_inputs(random_inputs(runner.inputs, int(settings.get("seed") or 0)))
     result.update(time_invokes(
         runner.invoke,
         Runs.from_settings(settings.get("warmup"), DEFAULT_WARMUP),
