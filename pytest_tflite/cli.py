@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .arguments import percentage, positive_float, positive_int
 from .errors import TFLiteError
 
 DEFAULT_DELEGATES = ["xnnpack", "builtin"]
@@ -35,10 +36,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="fail budgets on delegates this machine lacks instead of skipping")
     init = commands.add_parser("init", help="print a starter budget file from a measurement")
     _model_arguments(init)
-    init.add_argument("--headroom", default="20%", help="room above the measured values "
-                                                        "(default 20%%)")
+    init.add_argument("--headroom", default="20%", type=percentage,
+                      help="room above the measured values, e.g. 20%% (the default)")
     init.add_argument("--variant", default="default", help="the section to write")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors and --help: return the code, don't exit the caller
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         if args.command == "schema":
             from .budget import json_schema
@@ -60,7 +64,10 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delegate", action="append", dest="delegates", metavar="NAME",
                         help=f"measure this delegate (repeatable; default: "
                              f"{', '.join(DEFAULT_DELEGATES)})")
-    parser.add_argument("--threads", type=int, default=None, help="interpreter threads (1)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="interpreter threads (1)")
+    parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                        help="limit per delegate (default 300)")
 
 
 def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +90,8 @@ def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
         if name not in DELEGATES and not name.startswith("external:"):
             raise TFLiteError(f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} "
                               f"or external:PATH")
-    return resolve_settings({"threads": args.threads})
+    return resolve_settings({"threads": args.threads,
+                             "timeout": args.timeout * 1000 if args.timeout else None})
 
 
 def _failed_delegates(measurement: dict[str, Any]) -> list[str]:
@@ -131,10 +139,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .budget import _relative_or  # the same "N%" parsing as budget files
-
-    headroom = _relative_or(float)(args.headroom)
-    factor = 1 + (headroom.fraction if hasattr(headroom, "fraction") else float(headroom))
+    factor = 1 + args.headroom
     delegates = args.delegates or DEFAULT_DELEGATES
     measurement = _measure_model(args.model, delegates, _cli_settings(args))
     failed = _failed_delegates(measurement)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from .arguments import delegate_list, positive_float, positive_int
 from .cache import CacheStats
 from .checker import ENTRY_PROPERTY, BudgetChecker, RunOptions
 from .errors import BudgetFileError, TFLiteError
@@ -36,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=None, help="convert every model afresh instead of using the cache")
     group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
                     help="show the converter's and XNNPACK's own output (also with -vv)")
-    group.addoption("--tflite-delegates", dest="tflite_delegates", type=_delegate_list,
+    group.addoption("--tflite-delegates", dest="tflite_delegates", type=delegate_list,
                     default=None, metavar="LIST",
                     help="measure only these delegates (comma-separated, e.g. xnnpack,builtin); "
                          "budgets on the others are skipped")
@@ -46,9 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tflite-require-delegates", dest="tflite_require_delegates",
                     action="store_true", default=None,
                     help="fail, instead of skip, budgets on delegates this machine lacks")
-    group.addoption("--tflite-threads", dest="tflite_threads", type=_positive_int, default=None,
+    group.addoption("--tflite-threads", dest="tflite_threads", type=positive_int, default=None,
                     metavar="N", help="interpreter threads (overrides budget files; default 1)")
-    group.addoption("--tflite-timeout", dest="tflite_timeout", type=_positive_float, default=None,
+    group.addoption("--tflite-timeout", dest="tflite_timeout", type=positive_float, default=None,
                     metavar="SECONDS", help="time limit per model and delegate (default 300)")
     parser.addini("tflite_delegates", "delegates measured for every checked model, besides "
                   "those its budgets name (comma-separated)", default=None)
@@ -59,34 +60,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "(default: <rootdir>/budgets)", default=None)
     parser.addini("tflite_cache_dir", "directory of the conversion cache, relative to the ini "
                   "file (default: pytest's cache dir, .pytest_cache/d/tflite)", default=None)
-
-
-def _delegate_list(text: str) -> tuple[str, ...]:
-    from .budget import DELEGATES
-
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [n for n in names if n not in DELEGATES and not n.startswith("external:")]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown delegate(s) {', '.join(unknown) or '(none given)'}; expected a comma-"
-            f"separated list of {', '.join(DELEGATES)} or external:PATH")
-    return names
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -151,11 +124,11 @@ class TFLitePlugin:
         ini: dict[str, Any] = {}
         try:
             if config.getini("tflite_delegates"):
-                ini["delegates"] = list(_delegate_list(str(config.getini("tflite_delegates"))))
+                ini["delegates"] = list(delegate_list(str(config.getini("tflite_delegates"))))
             if config.getini("tflite_threads"):
-                ini["threads"] = _positive_int(str(config.getini("tflite_threads")).strip())
+                ini["threads"] = positive_int(str(config.getini("tflite_threads")).strip())
             if config.getini("tflite_timeout"):
-                ini["timeout"] = _positive_float(str(config.getini("tflite_timeout"))) * 1000
+                ini["timeout"] = positive_float(str(config.getini("tflite_timeout"))) * 1000
         except argparse.ArgumentTypeError as exc:
             raise pytest.UsageError(f"pytest-tflite ini setting: {exc}") from None
         cli: dict[str, Any] = {}

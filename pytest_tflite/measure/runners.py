@@ -276,8 +276,10 @@ def open_runner(model_path: str, delegate: str, threads: int,
     return InterpreterRunner(model_path, delegate, threads, input_shapes)
 
 
+# Words of a refusal about an op or a delegate; "failed to prepare" alone also follows a corrupt
+# node (a bad tensor index), so it does not count.
 _OP_SUPPORT = ("custom op", "didn't find op", "not supported", "unsupported", "failed to apply",
-               "failed to prepare", "delegate")
+               "delegate")
 
 
 def _refusal(message: str) -> Exception:

@@ -134,7 +134,7 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     import time
 
     from .protocol import DEFAULT_TIMING, DEFAULT_WARMUP, Runs, random_inputs, time_invokes
-    from .runners import ACCELERATORS, open_runner, probe_accelerator
+    from .runners import ACCELERATORS, ModelRejected, open_runner, probe_accelerator
     from .trivial import trivial_model
 
     settings = json.loads(settings_json)
@@ -151,14 +151,19 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     runner = open_runner(model_path, delegate, threads, settings.get("input_shapes") or {})
     result["init_ms"] = (time.perf_counter_ns() - start) / 1e6
     if settings.get("sample_path"):
-        runner.set_inputs(_sample_inputs(settings["sample_path"], runner.inputs))
+        inputs = _sample_inputs(settings["sample_path"], runner.inputs)
     else:
-        runner.set_inputs(random_inputs(runner.inputs, int(settings.get("seed") or 0)))
-    result.update(time_invokes(
-        runner.invoke,
-        Runs.from_settings(settings.get("warmup"), DEFAULT_WARMUP),
-        Runs.from_settings(settings.get("timing"), DEFAULT_TIMING),
-    ))
+        inputs = random_inputs(runner.inputs, int(settings.get("seed") or 0))
+    try:
+        runner.set_inputs(inputs)
+        result.update(time_invokes(
+            runner.invoke,
+            Runs.from_settings(settings.get("warmup"), DEFAULT_WARMUP),
+            Runs.from_settings(settings.get("timing"), DEFAULT_TIMING),
+        ))
+    except (RuntimeError, ValueError) as exc:
+        raise ModelRejected(f"the interpreter failed running the model (corrupt or invalid): "
+                            f"{' '.join(str(exc).split())[:500]}") from None
     result["peak_rss_bytes"] = _status_kib("VmHWM") - rss_before if rss_tracked else None
     result["arena_bytes"] = runner.arena_bytes(_constant_tensors(model_path))
     result.update(runner.coverage())

@@ -1,0 +1,45 @@
+"""Argument types shared by the pytest options and the CLI: a typo fails at start-up, named."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def delegate_list(text: str) -> tuple[str, ...]:
+    """"xnnpack,builtin" -> ("xnnpack", "builtin"); unknown names are an error."""
+    from .budget import DELEGATES
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [n for n in names if n not in DELEGATES and not n.startswith("external:")]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown delegate(s) {', '.join(unknown) or '(none given)'}; expected a comma-"
+            f"separated list of {', '.join(DELEGATES)} or external:PATH")
+    return names
+
+
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def percentage(text: str) -> float:
+    """"20%" -> 0.2."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = -1.0
+    if not text.strip().endswith("%") or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 20%, got {text!r}")
+    return value / 100
