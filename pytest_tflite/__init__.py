@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# Bound eagerly: the function shares its name with its module, and a lazy lookup would hand
-# out the module once anything imported ``pytest_tflite.convert``. The module is light.
-from .convert import convert
-
 if TYPE_CHECKING:
     from .budget import Budget, load
+    from .conversion import convert
     from .errors import (
         BudgetExceeded,
         BudgetFileError,
@@ -38,7 +35,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Budget": "budget", "load": "budget", "TFLiteModel": "model",
+    "Budget": "budget", "load": "budget", "convert": "conversion", "TFLiteModel": "model",
     "BudgetExceeded": "errors", "BudgetFileError": "errors", "ConversionError": "errors",
     "ModelError": "errors", "SanityError": "errors", "TFLiteError": "errors",
 }

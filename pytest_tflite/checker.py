@@ -135,6 +135,6 @@ def _settings_dict(settings: Any) -> dict[str, Any]:
 
 
 def _as_model(value: Any) -> Any:
-    from .convert import convert
+    from .conversion import convert
 
     return convert(value)

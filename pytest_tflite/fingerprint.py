@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 from collections import Counter
-from importlib import metadata
 from typing import Any
 
 from .sources import Source
@@ -30,6 +29,8 @@ def cache_key(source: Source, options: dict[str, Any], samples: Any) -> str | No
 
 
 def _version(distribution: str) -> str | None:
+    from importlib import metadata  # ~20 ms: only when a key is computed
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

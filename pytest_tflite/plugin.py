@@ -259,7 +259,7 @@ def tflite_convert(
     def convert(source: Any, recipe: str | None = None, representative_data: Any = None,
                 **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        from .convert import convert as run_conversion
+        from .conversion import convert as run_conversion
         from .measure.lock import shared
 
         try:

@@ -102,7 +102,7 @@ class InterpreterRunner:
     def invoke(self) -> None:
         self.interpreter.invoke()
 
-    def arena_bytes(self, constant_tensors: set[int]) -> int | None:
+    def arena_bytes(self, constant_tensors: dict[int, set[int]]) -> int | None:
         """Bytes the interpreter placed its non-constant tensors in, read from their addresses.
 
         Tensors of one arena lie within 64-byte alignment of each other (the planner puts each
@@ -110,24 +110,43 @@ class InterpreterRunner:
         block: the persistent arena, or a dynamic tensor allocated on its own. The figure is the
         sum of those blocks' spans. With builtin and reference kernels that is the whole tensor
         memory; under XNNPACK the arena holds only the delegate's I/O, its workspace shows
-        only in RSS.
+        only in RSS. Every subgraph's tensors count that are still allocated after the runs;
+        WHILE and IF bodies free theirs after each invoke, so only peak RSS sees them. ``constant_tensors``: per subgraph, the tensors whose data is in the file.
         """
         wrapper = self.interpreter._interpreter
         extents = []
-        for index in range(wrapper.NumTensors(0)):
-            if index in constant_tensors:
-                continue
-            try:
-                # Shape first: tensor() on a shape-less kernel temporary can crash.
-                wrapper.TensorSize(index, 0)
-                array = self.interpreter.tensor(index)()
-            except (ValueError, RuntimeError):
-                continue
-            if isinstance(array, np.ndarray) and array.nbytes:
-                # (0-d tensors come back as numpy scalars, copies without an address.)
-                extents.append((array.ctypes.data, array.ctypes.data + array.nbytes))
-            del array
+        for subgraph in range(wrapper.NumSubgraphs()):
+            for index in range(wrapper.NumTensors(subgraph)):
+                if index in constant_tensors.get(subgraph, ()):
+                    continue
+                try:
+                    # Shape and type first: tensor() on a shape-less kernel temporary, or on a
+                    # resource or variant handle (a 4-byte id read as an object), can crash.
+                    wrapper.TensorSize(index, subgraph)
+                    if np.dtype(wrapper.TensorType(index, subgraph)).kind in "OSUV":
+                        continue
+                    array = wrapper.tensor(self.interpreter, index, subgraph)
+                except (ValueError, RuntimeError, TypeError):
+                    continue
+                if isinstance(array, np.ndarray) and array.nbytes:
+                    # (0-d tensors come back as numpy scalars, copies without an address.)
+                    extents.append((array.ctypes.data, array.ctypes.data + array.nbytes))
+                del array
         return _block_bytes(extents) if extents else None
+
+    def _allocated(self, index: int) -> bool | None:
+        """Whether the interpreter gave tensor ``index`` memory; None when it cannot be asked."""
+        wrapper = self.interpreter._interpreter
+        try:
+            wrapper.TensorSize(index, 0)
+            if np.dtype(wrapper.TensorType(index, 0)).kind in "OSUV":
+                return None
+            wrapper.tensor(self.interpreter, index, 0)
+        except ValueError as exc:
+            return False if "null" in str(exc).lower() else None
+        except (RuntimeError, TypeError):
+            return None
+        return True
 
     def coverage(self) -> dict[str, Any]:
         """Delegated nodes, partitions and the ops left to CPU kernels.
@@ -158,6 +177,15 @@ class InterpreterRunner:
                 if node not in delegated:
                     delegated.add(node)
                     stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
+        # Nodes that feed no partition output (ASSIGN_VARIABLE and what leads to it) escape that
+        # walk; a delegated node's own outputs are left unallocated by the interpreter (the
+        # delegate keeps them) or come out of a DELEGATE node, and its inputs may be such too.
+        partition_outputs = {int(t) for p in partitions for t in p["outputs"]}
+        for node in original:
+            outputs = [int(t) for t in node["outputs"] if t >= 0]
+            tensors = outputs or [int(t) for t in node["inputs"] if t >= 0]
+            if any(t in partition_outputs or self._allocated(t) is False for t in tensors):
+                delegated.add(node["index"])
         fallback = Counter(n["op_name"] for n in original if n["index"] not in delegated)
         return {
             "delegated_nodes": len(delegated),
@@ -195,7 +223,7 @@ class AcceleratorRunner:
     def invoke(self) -> None:
         self.model.run_by_index(0, self.input_buffers, self.output_buffers)
 
-    def arena_bytes(self, constant_tensors: set[int]) -> int | None:
+    def arena_bytes(self, constant_tensors: dict[int, set[int]]) -> int | None:
         return None  # the accelerator's memory is not visible from here
 
     def coverage(self) -> dict[str, Any]:

@@ -94,18 +94,21 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _constant_tensors(model_path: str) -> set[int]:
+def _constant_tensors(model_path: str) -> dict[int, set[int]]:
+    """Per subgraph, the tensors whose data lives in the file (not in any arena)."""
     from ai_edge_litert import schema_py_generated as schema
 
     with open(model_path, "rb") as stream:
         content = stream.read()
     model = schema.Model.GetRootAs(content, 0)
-    subgraph = model.Subgraphs(0)
-    constants = set()
-    for index in range(subgraph.TensorsLength()):
-        buffer = model.Buffers(subgraph.Tensors(index).Buffer())
-        if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
-            constants.add(index)
+    constants: dict[int, set[int]] = {}
+    for number in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(number)
+        constants[number] = set()
+        for index in range(subgraph.TensorsLength()):
+            buffer = model.Buffers(subgraph.Tensors(index).Buffer())
+            if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
+                constants[number].add(index)
     return constants
 
 
@@ -140,11 +143,17 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     settings = json.loads(settings_json)
     threads = int(settings.get("threads") or 1)
     result: dict[str, Any] = {"status": "ok", "reason": "", "threads": threads}
-    if delegate in ACCELERATORS:
-        with tempfile.NamedTemporaryFile(suffix=".tflite") as trivial:
-            trivial.write(trivial_model())
-            trivial.flush()
+    # The runtime loads and initialises itself on a one-op model first (for gpu and npu this is
+    # also the probe): peak_rss then counts what this model costs, not the library.
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as trivial:
+        trivial.write(trivial_model())
+        trivial.flush()
+        if delegate in ACCELERATORS:
             probe_accelerator(delegate, trivial.name)
+        else:
+            warm = open_runner(trivial.name, delegate, threads, {})
+            warm.invoke()
+            del warm
     rss_tracked = _reset_peak_rss()
     rss_before = _status_kib("VmRSS")
     start = time.perf_counter_ns()

@@ -1,4 +1,4 @@
-"""Converter front end: recipes, the cache and the sanity check around TFLiteConverter.
+"""``pytest_tflite.convert``: recipes, the cache and the sanity check around TFLiteConverter.
 
 TensorFlow is imported only when a conversion actually runs (a cache miss); a cache hit for a
 file source reads bytes and hashes them, nothing more.
