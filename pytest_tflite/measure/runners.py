@@ -111,7 +111,8 @@ class InterpreterRunner:
         sum of those blocks' spans. With builtin and reference kernels that is the whole tensor
         memory; under XNNPACK the arena holds only the delegate's I/O, its workspace shows
         only in RSS. Every subgraph's tensors count that are still allocated after the runs;
-        WHILE and IF bodies free theirs after each invoke, so only peak RSS sees them. ``constant_tensors``: per subgraph, the tensors whose data is in the file.
+        WHILE and IF bodies free theirs after each invoke, so only peak RSS sees them.
+        ``constant_tensors``: per subgraph, the tensors whose data is in the file.
         """
         wrapper = self.interpreter._interpreter
         extents = []
