@@ -16,4 +16,4 @@ def test_digits_float16(tflite_convert, tflite_budget, trained_cnn):
 @pytest.mark.tflite_budget("digits_cnn")
 def test_digits_int8(tflite_convert, tflite_budget, trained_cnn, digits):
     model = tflite_convert(trained_cnn, recipe="int8", representative_data=digits.x_train[:256])
-    tflite_budget.check(model)
+    tflite_budget.check(model, eval_data=(digits.x_test, digits.y_test), reference=trained_cnn)

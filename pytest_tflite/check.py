@@ -11,7 +11,7 @@ from .budget import Variant
 Verdict = Literal["pass", "fail", "skip", "error"]
 
 # Budget sections whose measurement is not built yet: checking them must fail loudly, never pass.
-NOT_MEASURED_YET = ("accuracy", "fidelity", "sparsity")
+NOT_MEASURED_YET = ("sparsity",)
 LATENCY_KEYS = {
     "median": lambda d: d["latency_ms"]["median"] if d.get("latency_ms") else None,
     "p90": lambda d: d["latency_ms"]["p90"] if d.get("latency_ms") else None,
@@ -54,11 +54,14 @@ def evaluate(
     *,
     runtime_off: str | None = None,
     require_delegates: bool = False,
+    without_data: Verdict = "error",
 ) -> list[Check]:
     """Every budget key of ``variant`` judged against ``measurement``.
 
     ``runtime_off`` is the reason runtime budgets were not measured (they become ``skip``);
-    ``require_delegates`` turns a delegate the machine lacks from ``skip`` into ``fail``.
+    ``require_delegates`` turns a delegate the machine lacks from ``skip`` into ``fail``;
+    ``without_data`` is the verdict of accuracy and fidelity budgets that got no evaluation data
+    (an error in a test, a skip in the CLI, which has no data to give).
     """
     checks: list[Check] = []
     if variant.size is not None:
@@ -82,6 +85,8 @@ def evaluate(
                                             _reader(field), budget, "bytes"))
     for delegate, delegation in variant.delegation.items():
         checks += judge.delegation(delegate, delegation)
+    checks += _accuracy_checks(measurement.get("accuracy"), variant, without_data)
+    checks += _fidelity_checks(measurement.get("fidelity"), variant, without_data)
     for section in NOT_MEASURED_YET:
         if getattr(variant, section):
             checks.append(Check(
@@ -89,6 +94,71 @@ def evaluate(
                 reason=f"{section} budgets are not measured yet by this version of pytest-tflite; "
                        f"remove the [{section}] section or upgrade",
             ))
+    return checks
+
+
+def _accuracy_checks(found: dict[str, Any] | None, variant: Variant,
+                     without_data: Verdict) -> list[Check]:
+    budget = variant.accuracy
+    if budget is None:
+        return []
+    wanted = [(f"accuracy.{key}", getattr(budget, key)) for key in ("min", "max", "max_drop")]
+    wanted = [(metric, limit) for metric, limit in wanted if limit is not None]
+    if found is None:
+        reason = "not checked: needs eval_data=(x, y)" if without_data == "error" \
+            else "not checked (needs data)"
+        return [Check(metric, None, None, without_data, reason=reason) for metric, _ in wanted]
+    checks = []
+    candidate = found["candidate"]
+    for metric, limit in wanted:
+        if metric == "accuracy.min":
+            checks.append(Check(metric, candidate, limit, "pass" if candidate >= limit else "fail"))
+        elif metric == "accuracy.max":
+            checks.append(Check(metric, candidate, limit, "pass" if candidate <= limit else "fail"))
+        elif found.get("reference") is None:
+            checks.append(Check(metric, None, None, "error",
+                                reason="max_drop needs the float reference: pass reference="))
+        else:
+            allowed = limit.fraction * abs(found["reference"]) if hasattr(limit, "fraction") \
+                else float(limit)
+            checks.append(Check(metric, found["drop"], allowed,
+                                "pass" if found["drop"] <= allowed else "fail",
+                                reason=f"{found['metric']} {candidate:.4g} vs reference "
+                                       f"{found['reference']:.4g}"))
+    return checks
+
+
+FIDELITY_KEYS = {  # budget key -> (measured key, higher is better)
+    "min_top1_agreement": ("top1_agreement", True),
+    "min_cosine": ("cosine", True),
+    "max_abs_error": ("max_abs_error", False),
+    "min_snr_db": ("snr_db", True),
+}
+
+
+def _fidelity_checks(found: dict[str, Any] | None, variant: Variant,
+                     without_data: Verdict) -> list[Check]:
+    budget = variant.fidelity
+    if budget is None:
+        return []
+    checks = []
+    for key, (measured_key, higher) in FIDELITY_KEYS.items():
+        limit = getattr(budget, key)
+        if limit is None:
+            continue
+        metric = f"fidelity.{key}"
+        if found is None:
+            checks.append(Check(metric, None, limit, without_data,
+                                reason="not checked: needs eval_data and reference="
+                                if without_data == "error" else "not checked (needs data)"))
+            continue
+        value = found.get(measured_key)
+        if value is None:
+            checks.append(Check(metric, None, limit, "error",
+                                reason=f"{measured_key} needs outputs with two or more classes"))
+            continue
+        ok = value >= limit if higher else value <= limit
+        checks.append(Check(metric, value, limit, "pass" if ok else "fail"))
     return checks
 
 

@@ -55,12 +55,18 @@ class BudgetChecker:
         *,
         variant: str | None = None,
         sample: Any = None,
+        metric: Callable[[Any, Any], float] | None = None,
+        output: str | int | None = None,
     ) -> dict[str, Any]:
         """Measure ``model`` and assert the budgets of its variant's section.
 
         ``model``: what ``tflite_convert`` returned, or a ``.tflite`` path or bytes. ``variant``
         overrides the model's own. ``sample``: the input to time with (an array with the batch
-        dimension, or a list with one per input) instead of seeded random data. Returns the
+        dimension, or a list with one per input) instead of seeded random data. ``eval_data``:
+        ``(x, y)``, ``x`` alone (fidelity only) or an iterable of batches; ``reference``: the
+        float model (Keras, SavedModel or float ``.tflite``) for the accuracy drop and fidelity;
+        ``metric``: the callable ``(y_true, y_pred) -> float`` of a ``custom`` metric;
+        ``output``: which output to score (name or index) when the model has several. Returns the
         report entry (the JSON contract's keys); raises ``BudgetExceeded`` listing every check
         when one fails.
         """
@@ -78,6 +84,8 @@ class BudgetChecker:
             measurement = measure_static(model)
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
+        if eval_data is not None:
+            self._evaluate(model, budget, measurement, eval_data, reference, metric, output)
         self._measure_runtime(model, budget, measurement, sample)
         results = checks.evaluate(measurement, budget, runtime_off=self.options.runtime_off,
                                   require_delegates=self.options.require_delegates)
@@ -97,6 +105,37 @@ class BudgetChecker:
             raise BudgetExceeded(failure_message(entry, str(self.path)))
         return entry
 
+
+    def _evaluate(self, model: Any, variant: Any, measurement: dict[str, Any], data: Any,
+                  reference: Any, metric: Any, output: str | int | None) -> None:
+        """Accuracy (with labels) and fidelity (with a reference), from one pass over the data."""
+        __tracebackhide__ = True
+        from .measure import accuracy
+        from .measure.lock import shared
+
+        try:
+            prepared = accuracy.eval_data(data)
+            with shared(self.options.lock_file):
+                candidate, batched = accuracy.run_candidate(model.path, prepared, output)
+                expected = (accuracy.run_reference(reference, prepared, output)
+                            if reference is not None else None)
+            budget = variant.accuracy
+            name = budget.metric if budget else ("custom" if callable(metric) else "top1")
+            higher = name not in accuracy.ERROR_METRICS and not (
+                name == "custom" and budget is not None and budget.max is not None)
+            if prepared.labels is not None:
+                found = accuracy.score(name, prepared.labels, candidate, metric)
+                base = (accuracy.score(name, prepared.labels, expected, metric)
+                        if expected is not None else None)
+                measurement["accuracy"] = {
+                    "metric": name, "candidate": found, "reference": base,
+                    "drop": accuracy.drop(name, found, base, higher) if base is not None else None,
+                    "samples": prepared.samples, "batched": batched,
+                }
+            if expected is not None:
+                measurement["fidelity"] = accuracy.fidelity(candidate, expected)
+        except TFLiteError as exc:
+            raise type(exc)(str(exc)).with_traceback(None) from None
 
     def _warn_skipped(self, measurement: dict[str, Any]) -> None:
         if self.options.require_delegates:

@@ -130,7 +130,7 @@ def _check(args: argparse.Namespace) -> int:
         [*settings["delegates"], *check.delegates_named(variant)]))
     measurement = _measure_model(args.model, delegates, settings)
     results = check.evaluate(
-        measurement, variant, require_delegates=args.require_delegates,
+        measurement, variant, require_delegates=args.require_delegates, without_data="skip",
         runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None)
     print("\n".join(check_table(c.to_json() for c in results)))
     verdict = check.overall(results)

@@ -175,7 +175,7 @@ def _run_candidate(content: bytes, inputs: list[Any], loaded: Loaded) -> list[An
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         path = Path(scratch, "candidate.tflite")
         path.write_bytes(content)
-        return run_model(path, inputs, [name for name, _, _ in loaded.inputs])
+        return run_model(path, inputs, [name for name, _, _ in loaded.inputs]).arrays
 
 
 def _sanity_inputs(ordered: list[Any] | None, loaded: Loaded) -> list[Any]:

@@ -7,6 +7,7 @@ interpreter), so a corrupt file is reported as such instead of crashing an inter
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -53,6 +54,39 @@ class OperatorInfo:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     called_subgraphs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class QuantizationInfo:
+    """A tensor's affine quantization: ``real = scale * (stored - zero_point)``.
+
+    One scale and zero point per tensor, or one per channel along ``quantized_dimension``.
+    """
+
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    quantized_dimension: int
+
+
+@dataclass(frozen=True)
+class DimensionInfo:
+    """One level of a sparse tensor's storage, in traversal order: ``dense`` (all ``dense_size``
+    positions stored) or ``sparse_csr`` (``segments``/``indices`` name the stored positions)."""
+
+    format: str
+    dense_size: int
+    segments: tuple[int, ...]
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SparsityInfo:
+    """The sparse storage of a constant (TFLite's ``SparsityParameters``): the tensor's ``shape``
+    stays the dense shape; its buffer holds only the stored values, in traversal order."""
+
+    traversal_order: tuple[int, ...]
+    block_map: tuple[int, ...]
+    dimensions: tuple[DimensionInfo, ...]
 
 
 @dataclass(frozen=True)
@@ -344,6 +378,149 @@ class FlatbufferView:
         outputs = list(indices(subgraph.OutputsAsNumpy(), "the outputs name"))
         return tensors, operators, inputs, outputs
 
+    def _read(self, what: str, read: Any) -> Any:
+        """``read()``, with flatbuffer errors on truncated data reported as a corrupt model."""
+        try:
+            return read()
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"{self.origin}: corrupt TFLite model reading {what} ({type(exc).__name__}: "
+                f"{exc}); the file may be truncated. Re-export it."
+            ) from None
+
+    def _tensor_table(self, subgraph: int, tensor: int) -> Any:
+        count = len(self.tensors(subgraph))
+        if not 0 <= tensor < count:
+            raise ModelError(f"{self.origin}: no tensor {tensor} in subgraph {subgraph} "
+                             f"(it has {count})")
+        return self.root.Subgraphs(subgraph).Tensors(tensor)
+
+    def tensor_quantization(self, subgraph: int, tensor: int) -> QuantizationInfo | None:
+        """Scales, zero points (absent zero points read as 0) and quantized dimension; None for
+        a tensor without scales."""
+
+        def read() -> QuantizationInfo | None:
+            quantization = self._tensor_table(subgraph, tensor).Quantization()
+            if quantization is None or quantization.ScaleLength() == 0:
+                return None
+            scales = tuple(float(quantization.Scale(i)) for i in range(quantization.ScaleLength()))
+            zero_points = tuple(int(quantization.ZeroPoint(i))
+                                for i in range(quantization.ZeroPointLength())) or (0,)
+            return QuantizationInfo(scales, zero_points, int(quantization.QuantizedDimension()))
+
+        result: QuantizationInfo | None = self._read(f"the quantization of tensor {tensor}", read)
+        return result
+
+    def tensor_sparsity(self, subgraph: int, tensor: int) -> SparsityInfo | None:
+        """The sparse storage of a tensor, or None for a dense one."""
+
+        def read() -> SparsityInfo | None:
+            table = self._tensor_table(subgraph, tensor).Sparsity()
+            if table is None:
+                return None
+            schema = _schema()
+            parameters = schema.SparsityParametersT.InitFromObj(table)
+            dimensions = []
+            for metadata in parameters.dimMetadata or []:
+                sparse = metadata.format == schema.DimensionType.SPARSE_CSR
+                dimensions.append(DimensionInfo(
+                    format="sparse_csr" if sparse else "dense",
+                    dense_size=int(metadata.denseSize),
+                    segments=_index_vector(metadata.arraySegments),
+                    indices=_index_vector(metadata.arrayIndices),
+                ))
+            return SparsityInfo(
+                traversal_order=tuple(int(d) for d in _vector(parameters.traversalOrder or [])),
+                block_map=tuple(int(d) for d in _vector(parameters.blockMap or [])),
+                dimensions=tuple(dimensions),
+            )
+
+        result: SparsityInfo | None = self._read(f"the sparsity of tensor {tensor}", read)
+        return result
+
+    def tensor_data(self, subgraph: int, tensor: int) -> bytes | None:
+        """The bytes a constant tensor stores in this file (inline, or at a buffer offset as in
+        models over 2 GB); None for a tensor without data here (activations, external buffers)."""
+
+        def read() -> bytes | None:
+            buffer = self._tensor_table(subgraph, tensor).Buffer()
+            if buffer == 0 or not 0 <= buffer < self.root.BuffersLength():
+                return None
+            table = self.root.Buffers(buffer)
+            if table.DataLength() > 0:
+                return bytes(table.DataAsNumpy().tobytes())
+            offset, size = int(table.Offset()), int(table.Size())
+            if offset > 1 and size > 0:  # TFLite treats offset 0 and 1 as "no data here"
+                if offset + size > len(self.content):
+                    raise ModelError(f"{self.origin}: corrupt TFLite model: buffer {buffer} "
+                                     f"ends at byte {offset + size}, past the file's "
+                                     f"{len(self.content)}")
+                return self.content[offset:offset + size]
+            return None
+
+        result: bytes | None = self._read(f"the data of tensor {tensor}", read)
+        return result
+
+    def tensor_values(self, subgraph: int, tensor: int) -> Any:
+        """A constant tensor's stored values as a numpy array, in the stored type (int4/uint4
+        unpacked to int8/uint8, bfloat16 widened exactly to float32): shaped like the tensor, or
+        1-D for a sparse tensor, whose buffer holds only the stored values."""
+        import numpy as np
+
+        info = self.tensors(subgraph)[tensor]
+        data = self.tensor_data(subgraph, tensor)
+        if data is None:
+            raise ModelError(f"{self.origin}: tensor {info.name!r} has no data in the file")
+        sparse = self.tensor_sparsity(subgraph, tensor) is not None
+        elements = 1
+        for dimension in info.shape:
+            elements *= max(dimension, 0)
+        if info.dtype in ("int4", "uint4"):
+            raw = np.frombuffer(data, dtype=np.uint8)
+            if not sparse and len(raw) == elements:  # unpacked: one value a byte
+                nibbles = raw & 0x0F
+            else:  # packed: two values a byte, low nibble first (a sparse tensor's always are)
+                nibbles = np.stack([raw & 0x0F, raw >> 4], axis=1).reshape(-1)
+                nibbles = nibbles if sparse else nibbles[:elements]
+            values = (nibbles.astype(np.int8) ^ 8) - 8 if info.dtype == "int4" else nibbles
+        elif info.dtype == "bfloat16":
+            bits = np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16
+            values = bits.view(np.float32)
+        elif info.dtype in _NUMPY_TYPES:
+            numpy_type = np.dtype(_NUMPY_TYPES[info.dtype])
+            if len(data) % numpy_type.itemsize:
+                raise ModelError(f"{self.origin}: tensor {info.name!r} holds {len(data)} bytes, "
+                                 f"not a whole number of {info.dtype} values")
+            values = np.frombuffer(data, dtype=numpy_type)
+        else:
+            raise ModelError(f"{self.origin}: tensor {info.name!r}: cannot decode {info.dtype}")
+        if sparse:
+            return values
+        if values.size != elements:
+            raise ModelError(f"{self.origin}: corrupt TFLite model: tensor {info.name!r} has "
+                             f"shape {list(info.shape)} ({elements} values) but stores "
+                             f"{values.size}")
+        return values.reshape(info.shape)
+
+    def operator_options(self, subgraph: int, operator: int) -> dict[str, Any]:
+        """An operator's builtin options, by their schema names in snake case (e.g. ``adj_x`` of
+        BATCH_MATMUL); empty for an operator without options."""
+
+        def read() -> dict[str, Any]:
+            operators = self.operators(subgraph)
+            if not 0 <= operator < len(operators):
+                raise ModelError(f"{self.origin}: no operator {operator} in subgraph {subgraph}")
+            table = self.root.Subgraphs(subgraph).Operators(operator)
+            options = _schema().OperatorT.InitFromObj(table).builtinOptions
+            if options is None:
+                return {}
+            return {_snake(key): value for key, value in vars(options).items()}
+
+        result: dict[str, Any] = self._read(f"the options of operator {operator}", read)
+        return result
+
     def _tensor_details(self, subgraph: Any, index: int) -> dict[str, Any]:
         tensor = subgraph.Tensors(index)
         shape = [int(d) for d in _vector(tensor.ShapeAsNumpy())]
@@ -365,3 +542,22 @@ class FlatbufferView:
 
 def _vector(value: Any) -> Any:
     return [] if isinstance(value, int) else value
+
+
+def _index_vector(vector: Any) -> tuple[int, ...]:
+    """The values of a ``SparseIndexVector`` union (int32, uint16 or uint8 vector)."""
+    if vector is None or vector.values is None:
+        return ()
+    return tuple(int(v) for v in _vector(vector.values))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+# Stored types numpy reads directly (little-endian, as TFLite stores them).
+_NUMPY_TYPES = {
+    "float64": "<f8", "float32": "<f4", "float16": "<f2",
+    "int64": "<i8", "int32": "<i4", "int16": "<i2", "int8": "i1",
+    "uint64": "<u8", "uint32": "<u4", "uint16": "<u2", "uint8": "u1", "bool": "?",
+}

@@ -81,6 +81,14 @@ def failure_message(entry: dict[str, Any], budget_path: str) -> str:
     return "\n".join(lines)
 
 
+def _accuracy_cell(entry: dict[str, Any]) -> str:
+    found = entry.get("accuracy")
+    if not found:
+        return "-"
+    text = f"{found['metric']} {found['candidate']:.4g}"
+    return text + (f" (drop {found['drop']:+.4f})" if found.get("drop") is not None else "")
+
+
 def _latency_cell(entry: dict[str, Any]) -> str:
     cells = []
     for name, found in (entry.get("delegates") or {}).items():
@@ -94,9 +102,11 @@ def summary_lines(entries: Sequence[dict[str, Any]], hits: int, misses: int) -> 
     lines: list[str] = []
     if entries:
         rows = [[e["model"], e["variant"], format_bytes(e.get("size_bytes")),
-                 format_bytes(e.get("gzip_bytes")), _latency_cell(e), e.get("verdict", "")]
+                 format_bytes(e.get("gzip_bytes")), _accuracy_cell(e), _latency_cell(e),
+                 e.get("verdict", "")]
                 for e in entries]
-        lines += table(["model", "variant", "size", "gzip", "median latency", "verdict"], rows)
+        lines += table(["model", "variant", "size", "gzip", "accuracy", "median latency",
+                        "verdict"], rows)
     if hits or misses:
         lines.append(f"conversion cache: {hits} hit(s), {misses} miss(es)")
     return lines

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,22 @@ def worker_environment() -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Outputs:
+    arrays: list[Any]  # one float array per chosen output, samples along axis 0
+    batched: bool  # True when the model ran in batches, False one sample at a time
+
+
 def run_model(
     model_path: Path,
     inputs: list[Any],
     names: list[str] | None = None,
     *,
+    output: str | int | None = None,
+    batch: int | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
-) -> list[Any]:
-    """Outputs (float, dequantized) of the model on ``inputs``: one array per model input."""
+) -> Outputs:
+    """The model's outputs (float, dequantized) on ``inputs``, one array per model input."""
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
@@ -43,8 +52,9 @@ def run_model(
         arrays["count"] = len(inputs)
         arrays["names"] = np.array(names or [""] * len(inputs))
         np.savez(inputs_path, **arrays)
+        options = json.dumps({"output": output, "batch": batch})
         command = [sys.executable, "-m", "pytest_tflite.measure.worker", "run",
-                   str(model_path), str(inputs_path), str(outputs_path)]
+                   str(model_path), str(inputs_path), str(outputs_path), options]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                   env=worker_environment(), stdin=subprocess.DEVNULL)
@@ -62,7 +72,8 @@ def run_model(
             reason = status.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
             raise ModelError(f"{model_path}: the interpreter could not run the model: {reason}")
         with np.load(outputs_path) as data:
-            return [data[f"output_{k}"] for k in range(len(data.files))]
+            found = [data[f"output_{k}"] for k in range(len(data.files))]
+        return Outputs(found, bool(status.get("result", {}).get("batched")))
 
 
 def last_json_line(text: str) -> dict[str, Any]:

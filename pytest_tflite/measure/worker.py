@@ -1,7 +1,7 @@
 """Subprocess entry for running a model: imports only ai_edge_litert and numpy.
 
-``run MODEL INPUTS.npz OUTPUTS.npz`` feeds float inputs (quantized on the way in where the
-model's inputs are integer) one sample at a time and writes the outputs, dequantized to float.
+``run MODEL INPUTS.npz OUTPUTS.npz [OPTIONS_JSON]`` runs the model over whole arrays (batched
+where the model allows, see inference.py) and writes the outputs, dequantized to float.
 
 ``measure MODEL DELEGATE SETTINGS_JSON`` measures one delegate in this fresh process: init, first
 invoke, latency, CPU time, arena, peak RSS, delegation coverage.
@@ -17,64 +17,24 @@ import sys
 from typing import Any
 
 
-def _quantize(values: Any, detail: dict[str, Any]) -> Any:
-    import numpy as np
-
-    dtype = np.dtype(detail["dtype"])
-    scale, zero_point = detail["quantization"]
-    if np.issubdtype(dtype, np.integer) and scale:
-        info = np.iinfo(dtype)
-        values = np.clip(np.round(values / scale + zero_point), info.min, info.max)
-    return values.astype(dtype)
-
-
-def _dequantize(values: Any, detail: dict[str, Any]) -> Any:
-    import numpy as np
-
-    scale, zero_point = detail["quantization"]
-    if np.issubdtype(values.dtype, np.integer) and scale:
-        return (values.astype(np.float32) - zero_point) * scale
-    return values.astype(np.float32)
-
-
-def _match_inputs(details: list[dict[str, Any]], names: list[str]) -> list[int]:
-    """Position in the caller's list for each interpreter input: by name where it matches."""
-    order = []
-    for position, detail in enumerate(details):
-        found = [i for i, name in enumerate(names) if name and name in detail["name"]]
-        order.append(found[0] if len(found) == 1 else position)
-    return order if sorted(order) == list(range(len(details))) else list(range(len(details)))
-
-
-def run(model_path: str, inputs_path: str, outputs_path: str) -> None:
+def run(model_path: str, inputs_path: str, outputs_path: str, options_json: str = "{}") -> dict[str, Any]:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
+    from .inference import DEFAULT_BATCH, run_arrays
+
+    options = json.loads(options_json)
     with np.load(inputs_path, allow_pickle=False) as data:
         count = int(data["count"])
         arrays = [data[f"input_{i}"] for i in range(count)]
         names = [str(n) for n in data["names"]] if "names" in data else [""] * count
     interpreter = Interpreter(model_path=model_path)
     interpreter.allocate_tensors()
-    inputs = interpreter.get_input_details()
-    outputs = interpreter.get_output_details()
-    if len(inputs) != count:
-        raise ValueError(f"the model has {len(inputs)} inputs, {count} were given")
-    order = _match_inputs(inputs, names)
-    samples = len(arrays[0]) if arrays else 1
-    results: list[list[Any]] = [[] for _ in outputs]
-    for n in range(samples):
-        for detail, position in zip(inputs, order):
-            sample = arrays[position][n : n + 1]
-            if list(sample.shape) != list(detail["shape"]):
-                interpreter.resize_tensor_input(detail["index"], sample.shape)
-                interpreter.allocate_tensors()
-            interpreter.set_tensor(detail["index"], _quantize(sample, detail))
-        interpreter.invoke()
-        for k, detail in enumerate(outputs):
-            results[k].append(_dequantize(interpreter.get_tensor(detail["index"]), detail))
-    outputs_by_name: dict[str, Any] = {f"output_{k}": np.concatenate(r) for k, r in enumerate(results)}
-    np.savez(outputs_path, **outputs_by_name)
+    results, batched = run_arrays(interpreter, arrays, names, options.get("output"),
+                                  int(options.get("batch") or DEFAULT_BATCH))
+    named: dict[str, Any] = {f"output_{k}": r for k, r in enumerate(results)}
+    np.savez(outputs_path, **named)
+    return {"batched": batched}
 
 
 def _status_kib(field: str) -> int:
@@ -116,6 +76,7 @@ def _sample_inputs(path: str, details: list[dict[str, Any]]) -> list[Any]:
     """The sample the test passed, one array per input, quantized where the input is integer."""
     import numpy as np
 
+    from .inference import quantize
     from .runners import UsageError
 
     with np.load(path, allow_pickle=False) as data:
@@ -127,8 +88,7 @@ def _sample_inputs(path: str, details: list[dict[str, Any]]) -> list[Any]:
         if list(array.shape) != [int(d) for d in detail["shape"]]:
             raise UsageError(f"sample for input {detail['name']!r} has shape {list(array.shape)}, "
                              f"the model runs it at {[int(d) for d in detail['shape']]}")
-        inputs.append(_quantize(array, detail) if np.issubdtype(array.dtype, np.floating)
-                      else array.astype(detail["dtype"]))
+        inputs.append(quantize(array, detail))
     return inputs
 
 
@@ -183,9 +143,8 @@ def main(argv: list[str]) -> int:
     from .runners import DelegateUnavailable, ModelRejected, ModelUnsupported, UsageError
 
     try:
-        if argv[:1] == ["run"] and len(argv) == 4:
-            run(*argv[1:])
-            outcome: dict[str, Any] = {"ok": True}
+        if argv[:1] == ["run"] and len(argv) in (4, 5):
+            outcome: dict[str, Any] = {"ok": True, "result": run(*argv[1:])}
         elif argv[:1] == ["measure"] and len(argv) == 4:
             outcome = {"ok": True, "result": measure(*argv[1:])}
         else:

@@ -1,0 +1,257 @@
+"""Accuracy and fidelity: a candidate model evaluated on data, next to its float reference.
+
+The candidate always runs in the measurement worker (a crashing model fails only its test);
+a Keras or SavedModel reference runs here, where TensorFlow already lives. Metrics come out as
+plain floats; a NaN output is an error, never a metric that compares as passing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TFLiteError
+from .isolated import run_model
+
+ERROR_METRICS = ("mae", "mse", "rmse")
+SNR_CAP_DB = 300.0  # identical outputs: a finite stand-in for infinity (JSON has none)
+
+
+class EvaluationError(TFLiteError):
+    """Evaluation data, labels, reference or metric cannot be used as given."""
+
+
+@dataclass
+class EvalData:
+    inputs: list[Any]  # one array per model input, samples along axis 0
+    names: list[str]  # input names when the data came as a dict, else ""
+    labels: Any | None
+
+    @property
+    def samples(self) -> int:
+        return len(self.inputs[0])
+
+
+def eval_data(data: Any) -> EvalData:
+    """Accepts ``(x, y)``, ``x`` alone (fidelity needs no labels) or an iterable of such batches.
+
+    ``x``: an array for a one-input model, a list of arrays in input order, or a dict by name.
+    """
+    import numpy as np
+
+    if data is None:
+        raise EvaluationError("eval_data is required: pass eval_data=(x, y)")
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = data
+    elif isinstance(data, (np.ndarray, Mapping)) or (
+            isinstance(data, list) and data and isinstance(data[0], np.ndarray)):
+        x, y = data, None
+    elif isinstance(data, Iterable):
+        x, y = _concatenate_batches(data)
+    else:
+        raise EvaluationError(f"eval_data: expected (x, y), x, or an iterable of batches; "
+                              f"got {type(data).__name__}")
+    if isinstance(x, Mapping):
+        names, arrays = [str(k) for k in x], [np.asarray(v) for v in x.values()]
+    elif isinstance(x, (list, tuple)):
+        names, arrays = [""] * len(x), [np.asarray(v) for v in x]
+    else:
+        names, arrays = [""], [np.asarray(x)]
+    if not arrays or any(a.ndim == 0 or len(a) == 0 for a in arrays):
+        raise EvaluationError("eval_data is empty: it needs at least one sample along axis 0")
+    if len({len(a) for a in arrays}) != 1:
+        raise EvaluationError(f"eval_data inputs have different sample counts "
+                              f"{[len(a) for a in arrays]}")
+    for array in arrays:
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise EvaluationError(f"eval_data inputs must be numeric arrays, got dtype {array.dtype}")
+    labels = None if y is None else np.asarray(y)
+    if labels is not None and len(labels) != len(arrays[0]):
+        raise EvaluationError(f"eval_data has {len(arrays[0])} inputs but {len(labels)} labels")
+    return EvalData(arrays, names, labels)
+
+
+def _concatenate_batches(batches: Iterable[Any]) -> tuple[Any, Any]:
+    import numpy as np
+
+    xs, ys = [], []
+    for batch in batches:
+        if isinstance(batch, tuple) and len(batch) == 2:
+            xs.append(batch[0])
+            ys.append(batch[1])
+        else:
+            xs.append(batch)
+    if not xs:
+        raise EvaluationError("eval_data is empty: the iterable yielded no batches")
+
+    def join(parts: list[Any]) -> Any:
+        first = parts[0]
+        if isinstance(first, Mapping):
+            return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in first}
+        if isinstance(first, (list, tuple)):
+            return [np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(len(first))]
+        return np.concatenate([np.asarray(p) for p in parts])
+
+    return join(xs), (join(ys) if ys else None)
+
+
+# ---------------------------------------------------------------- running models
+
+
+def run_candidate(path: Path, data: EvalData, output: str | int | None) -> tuple[Any, bool]:
+    """The candidate's chosen output over the data, in the worker; and whether it batched."""
+    import numpy as np
+
+    try:
+        found = run_model(path, data.inputs, data.names, output=output)
+    except TFLiteError as exc:
+        raise EvaluationError(f"evaluating the candidate: {exc}") from None
+    if len(found.arrays) != 1:
+        raise EvaluationError(f"the model has {len(found.arrays)} outputs: pick one with "
+                              f"output=NAME or output=INDEX")
+    prediction = found.arrays[0]
+    if not np.all(np.isfinite(prediction)):
+        bad = int(np.count_nonzero(~np.isfinite(prediction)))
+        raise EvaluationError(f"{path}: the candidate outputs NaN or Inf for {bad} of "
+                              f"{prediction.size} values: its metrics would be meaningless")
+    return prediction, found.batched
+
+
+def run_reference(reference: Any, data: EvalData, output: str | int | None) -> Any:
+    """The float reference's output: a Keras model, a SavedModel, or a float ``.tflite``."""
+    import numpy as np
+
+    from ..model import TFLiteModel
+    from ..sources import _keras_flavour, classify, load
+
+    if isinstance(reference, TFLiteModel) or (isinstance(reference, (bytes, str, Path)) and (
+            isinstance(reference, bytes) or Path(reference).suffix.lower() in (".tflite", ".lite"))):
+        model = reference if isinstance(reference, TFLiteModel) else _tflite(reference)
+        _refuse_quantized(model)
+        prediction, _ = run_candidate(model.path, data, output)
+        return prediction
+    if _keras_flavour(reference) is not None:
+        arrays = reference.predict(data.inputs if len(data.inputs) > 1 else data.inputs[0],
+                                   batch_size=256, verbose=0)
+        outputs = list(arrays) if isinstance(arrays, (list, tuple)) else [arrays]
+    else:
+        from ..conversion import _import_tensorflow
+
+        try:
+            loaded = load(classify(reference), _import_tensorflow())
+        except TFLiteError as exc:
+            raise EvaluationError(f"reference: {exc}") from None
+        outputs = loaded.reference(data.inputs)
+    if len(outputs) > 1 and output is None:
+        raise EvaluationError(f"the reference has {len(outputs)} outputs: pick one with output=")
+    chosen = outputs[output if isinstance(output, int) else 0] if len(outputs) > 1 else outputs[0]
+    return np.asarray(chosen, dtype=np.float32)
+
+
+def _tflite(value: Any) -> Any:
+    from ..conversion import convert
+
+    return convert(value)
+
+
+def _refuse_quantized(model: Any) -> None:
+    quantized = [t for t in model.view.io_details("inputs") + model.view.io_details("outputs")
+                 if t["dtype"] in ("int8", "uint8", "int16")]
+    if quantized or "QUANTIZE" in model.view.ops:
+        raise EvaluationError(
+            f"reference {model.path} is itself quantized: the drop would be measured against "
+            f"another approximation. Pass the float model (Keras, SavedModel or a float32 .tflite)"
+        )
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def score(metric: str, labels: Any, prediction: Any, custom: Callable[..., Any] | None = None) -> float:
+
+    if labels is None:
+        raise EvaluationError("an accuracy budget needs labels: pass eval_data=(x, y)")
+    if metric == "custom":
+        if custom is None:
+            raise EvaluationError("the budget's metric is 'custom': pass metric=callable "
+                                  "(y_true, y_pred) -> float to check()")
+        try:
+            value = float(custom(labels, prediction))
+        except Exception as exc:
+            raise EvaluationError(f"the metric callable {getattr(custom, '__name__', custom)!r} "
+                                  f"raised {type(exc).__name__}: {exc}") from None
+    elif metric.startswith("top"):
+        value = _top_k(int(metric[3:]), labels, prediction)
+    else:
+        value = _error_metric(metric, labels, prediction)
+    if not math.isfinite(value):
+        raise EvaluationError(f"metric {metric} came out {value}: it cannot be compared")
+    return value
+
+
+def _top_k(k: int, labels: Any, prediction: Any) -> float:
+    import numpy as np
+
+    scores = prediction.reshape(len(prediction), -1)
+    classes = scores.shape[1]
+    if labels.ndim == 2 and labels.shape[1] == classes:
+        labels = labels.argmax(axis=1)
+    labels = labels.reshape(len(labels))
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(labels == np.round(labels)):
+            raise EvaluationError(f"top{k} needs class indices (or one-hot labels) as labels; "
+                                  f"got {labels.dtype} values")
+        labels = labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= classes:
+        raise EvaluationError(f"labels out of range: they run {labels.min()}..{labels.max()}, "
+                              f"the model outputs {classes} classes (0..{classes - 1})")
+    if k > classes:
+        raise EvaluationError(f"top{k} asked of a model with {classes} classes")
+    top = np.argsort(-scores, axis=1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def _error_metric(metric: str, labels: Any, prediction: Any) -> float:
+    import numpy as np
+
+    if labels.size != prediction.size:
+        raise EvaluationError(f"{metric}: labels have {labels.shape}, predictions "
+                              f"{prediction.shape}; they must hold the same number of values")
+    difference = prediction.reshape(-1).astype(np.float64) - labels.reshape(-1).astype(np.float64)
+    if metric == "mae":
+        return float(np.mean(np.abs(difference)))
+    mse = float(np.mean(difference**2))
+    return mse if metric == "mse" else math.sqrt(mse)
+
+
+def drop(metric: str, candidate: float, reference: float, higher_is_better: bool) -> float:
+    """How much worse the candidate is than the reference (positive = worse)."""
+    return reference - candidate if higher_is_better else candidate - reference
+
+
+def fidelity(candidate: Any, reference: Any) -> dict[str, float | None]:
+    """Candidate vs reference on the same inputs: no labels needed."""
+    import numpy as np
+
+    if candidate.shape != reference.shape:
+        raise EvaluationError(f"candidate outputs {candidate.shape}, the reference "
+                              f"{reference.shape}: they are not the same model's outputs")
+    got = candidate.astype(np.float64).reshape(len(candidate), -1)
+    want = reference.astype(np.float64).reshape(len(reference), -1)
+    agreement = (float(np.mean(got.argmax(axis=1) == want.argmax(axis=1)))
+                 if got.shape[1] > 1 else None)
+    norms = float(np.linalg.norm(got) * np.linalg.norm(want))
+    cosine = float(np.dot(got.ravel(), want.ravel()) / norms) if norms else float(
+        np.array_equal(got, want))
+    noise = float(np.sum((got - want) ** 2))
+    signal = float(np.sum(want**2))
+    snr = SNR_CAP_DB if noise == 0 else (10 * math.log10(signal / noise) if signal else -SNR_CAP_DB)
+    return {
+        "top1_agreement": agreement,
+        "cosine": cosine,
+        "max_abs_error": float(np.max(np.abs(got - want))),
+        "snr_db": min(snr, SNR_CAP_DB),
+    }
