@@ -35,7 +35,9 @@ class BudgetChecker:
         test: str,
         record: Callable[[str, object], None],
         options: RunOptions | None = None,
+        add_section: Callable[[str, str], None] | None = None,
     ) -> None:
+        self._add_section = add_section
         self.options = options or RunOptions()
         self.budget = budget
         self.test = test
@@ -102,7 +104,10 @@ class BudgetChecker:
         self.entries.append(entry)
         self._record(ENTRY_PROPERTY, json.dumps(entry))
         if entry["verdict"] in ("fail", "error"):
-            raise BudgetExceeded(failure_message(entry, str(self.path)))
+            message = failure_message(entry, str(self.path))
+            if self._explains_quality(results) and reference is not None:
+                message += self._layer_section(model, reference, eval_data)
+            raise BudgetExceeded(message)
         return entry
 
 
@@ -136,6 +141,30 @@ class BudgetChecker:
                 measurement["fidelity"] = accuracy.fidelity(candidate, expected)
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
+
+    @staticmethod
+    def _explains_quality(results: list[Any]) -> bool:
+        return any(c.verdict == "fail" and c.metric.startswith(("accuracy", "fidelity"))
+                   for c in results)
+
+    def _layer_section(self, model: Any, reference: Any, data: Any) -> str:
+        """Which layers lost the accuracy: a report section, and a pointer in the message."""
+        from .measure import accuracy
+        from .measure.isolated import layer_errors
+        from .report import layer_table
+
+        try:
+            prepared = accuracy.eval_data(data)
+            float_model = accuracy.float_reference_model(reference)
+            rows = layer_errors(model.path, float_model.path, prepared.inputs, prepared.names)
+        except TFLiteError as exc:
+            return f"\n\n(per-layer quantization error not available: {exc})"
+        if not rows:
+            return "\n\n(per-layer quantization error: no quantized activation matched the reference)"
+        text = "\n".join(layer_table(rows))
+        if self._add_section is not None:
+            self._add_section("tflite per-layer quantization error", text)
+        return "\n\nPer-layer quantization error, worst first:\n" + text
 
     def _warn_skipped(self, measurement: dict[str, Any]) -> None:
         if self.options.require_delegates:

@@ -238,7 +238,8 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
     plugin = request.config.stash[PLUGIN_KEY]
     checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid,
                             lambda name, value: item.user_properties.append((name, value)),
-                            plugin.options)
+                            plugin.options,
+                            lambda title, text: item.add_report_section("call", title, text))
     item.stash[CHECKER_KEY] = checker
     return checker
 

@@ -161,3 +161,18 @@ def measurement_lines(measurement: dict[str, Any]) -> list[str]:
         lines += [f"{name}: {found['reason']}" for name, found in delegates.items()
                   if found["status"] != "ok" and found.get("reason")]
     return lines
+
+
+def layer_table(rows: list[dict[str, Any]], limit: int = 10) -> list[str]:
+    """Per-layer quantization error, worst (relative RMSE) first."""
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    shown = [[row["tensor"][:60], number(row["relative_rmse"]), number(row["rmse"]),
+              number(row["max_abs_error"]), number(row["scale"]), number(row["rmse_over_scale"])]
+             for row in rows[:limit]]
+    lines = table(["tensor", "rmse / rms(ref)", "rmse", "max abs error", "scale", "rmse / scale"],
+                  shown)
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more")
+    return lines

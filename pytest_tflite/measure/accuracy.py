@@ -151,6 +151,18 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None) -> A
     return np.asarray(chosen, dtype=np.float32)
 
 
+def float_reference_model(reference: Any) -> Any:
+    """The reference as a float ``.tflite`` (converted here when it is a Keras or SavedModel)."""
+    from ..conversion import convert
+    from ..model import TFLiteModel
+
+    if isinstance(reference, TFLiteModel):
+        return reference
+    if isinstance(reference, (str, Path)) and Path(reference).suffix.lower() in (".tflite", ".lite"):
+        return TFLiteModel.from_path(reference)
+    return convert(reference, "float32", sanity=False)
+
+
 def _tflite(value: Any) -> Any:
     from ..conversion import convert
 

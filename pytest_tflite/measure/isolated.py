@@ -46,34 +46,61 @@ def run_model(
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
-        inputs_path = Path(scratch, "inputs.npz")
+        inputs_path = _save_inputs(Path(scratch), inputs, names)
         outputs_path = Path(scratch, "outputs.npz")
-        arrays: dict[str, Any] = {f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)}
-        arrays["count"] = len(inputs)
-        arrays["names"] = np.array(names or [""] * len(inputs))
-        np.savez(inputs_path, **arrays)
         options = json.dumps({"output": output, "batch": batch})
-        command = [sys.executable, "-m", "pytest_tflite.measure.worker", "run",
-                   str(model_path), str(inputs_path), str(outputs_path), options]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  env=worker_environment(), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise ModelError(f"{model_path}: timed out after {timeout:.0f} s running the model") from None
-        if done.returncode < 0:
-            name = signal.Signals(-done.returncode).name
-            tail = done.stderr.strip().splitlines()[-3:]
-            raise ModelError(
-                f"{model_path}: crashed the interpreter ({name})"
-                + (f"; its last words: {' | '.join(tail)}" if tail else "")
-            )
-        status = last_json_line(done.stdout)
-        if not status.get("ok"):
-            reason = status.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
-            raise ModelError(f"{model_path}: the interpreter could not run the model: {reason}")
+        result = _worker(["run", str(model_path), str(inputs_path), str(outputs_path), options],
+                         model_path, timeout)
         with np.load(outputs_path) as data:
             found = [data[f"output_{k}"] for k in range(len(data.files))]
-        return Outputs(found, bool(status.get("result", {}).get("batched")))
+        return Outputs(found, bool(result.get("batched")))
+
+
+def layer_errors(
+    candidate_path: Path, reference_path: Path, inputs: list[Any], names: list[str] | None = None,
+    *, timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[dict[str, Any]]:
+    """Per quantized activation of the candidate, its error against the float reference."""
+    with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
+        inputs_path = _save_inputs(Path(scratch), inputs, names)
+        result = _worker(["layers", str(candidate_path), str(reference_path), str(inputs_path)],
+                         candidate_path, timeout)
+    rows: list[dict[str, Any]] = result.get("layers", [])
+    return rows
+
+
+def _save_inputs(folder: Path, inputs: list[Any], names: list[str] | None) -> Path:
+    import numpy as np
+
+    path = folder / "inputs.npz"
+    arrays: dict[str, Any] = {f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)}
+    arrays["count"] = len(inputs)
+    arrays["names"] = np.array(names or [""] * len(inputs))
+    np.savez(path, **arrays)
+    return path
+
+
+def _worker(arguments: list[str], model_path: Path, timeout: float) -> dict[str, Any]:
+    """Run one worker command; a crash, hang or error becomes a ModelError naming the model."""
+    command = [sys.executable, "-m", "pytest_tflite.measure.worker", *arguments]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=worker_environment(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{model_path}: timed out after {timeout:.0f} s running the model") from None
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        tail = done.stderr.strip().splitlines()[-3:]
+        raise ModelError(
+            f"{model_path}: crashed the interpreter ({name})"
+            + (f"; its last words: {' | '.join(tail)}" if tail else "")
+        )
+    status = last_json_line(done.stdout)
+    if not status.get("ok"):
+        reason = status.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
+        raise ModelError(f"{model_path}: the interpreter could not run the model: {reason}")
+    result: dict[str, Any] = status.get("result") or {}
+    return result
 
 
 def last_json_line(text: str) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 ``run MODEL INPUTS.npz OUTPUTS.npz [OPTIONS_JSON]`` runs the model over whole arrays (batched
 where the model allows, see inference.py) and writes the outputs, dequantized to float.
 
+``layers CANDIDATE REFERENCE INPUTS.npz`` compares each quantized activation of the candidate
+with the float reference's (see layers.py).
+
 ``measure MODEL DELEGATE SETTINGS_JSON`` measures one delegate in this fresh process: init, first
 invoke, latency, CPU time, arena, peak RSS, delegation coverage.
 
@@ -35,6 +38,18 @@ def run(model_path: str, inputs_path: str, outputs_path: str, options_json: str 
     named: dict[str, Any] = {f"output_{k}": r for k, r in enumerate(results)}
     np.savez(outputs_path, **named)
     return {"batched": batched}
+
+
+def layers(candidate_path: str, reference_path: str, inputs_path: str) -> dict[str, Any]:
+    import numpy as np
+
+    from .layers import layer_errors
+
+    with np.load(inputs_path, allow_pickle=False) as data:
+        count = int(data["count"])
+        arrays = [data[f"input_{i}"] for i in range(count)]
+        names = [str(n) for n in data["names"]]
+    return {"layers": layer_errors(candidate_path, reference_path, arrays, names)}
 
 
 def _status_kib(field: str) -> int:
@@ -145,6 +160,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["run"] and len(argv) in (4, 5):
             outcome: dict[str, Any] = {"ok": True, "result": run(*argv[1:])}
+        elif argv[:1] == ["layers"] and len(argv) == 4:
+            outcome = {"ok": True, "result": layers(*argv[1:])}
         elif argv[:1] == ["measure"] and len(argv) == 4:
             outcome = {"ok": True, "result": measure(*argv[1:])}
         else:
