@@ -41,6 +41,7 @@ def convert(
     custom_objects: Mapping[str, Any] | None = None,
     signature: str | None = None,
     float_io: bool = False,
+    sparse_encoding: bool = False,
     sanity: bool | Mapping[str, float] = True,
     cache: ConversionCache | None = None,
     stats: CacheStats | None = None,
@@ -53,7 +54,10 @@ def convert(
     (``signature`` picks one), or a ``.tflite`` path or bytes. ``representative_data`` (required
     by ``int8`` and ``int16x8``): an array for a one-input model, a list of arrays (one per
     input, in the model's input order) or a dict ``{input_name: array}``; each array holds samples
-    along axis 0. ``sanity`` compares the converted model with its source (see ``sanity.py``).
+    along axis 0. ``sparse_encoding`` stores mostly-zero weights in TFLite's sparse format
+    (``Optimize.EXPERIMENTAL_SPARSITY``, read back through DENSIFY ops): smaller files, but some
+    delegates refuse it, so it is opt-in; pruned zeros otherwise stay dense and shrink only
+    under compression. ``sanity`` compares the converted model with its source (``sanity.py``).
     """
     __tracebackhide__ = True
     classified = classify(source, custom_objects=custom_objects, signature=signature)
@@ -71,7 +75,8 @@ def convert(
             f"(e.g. representative_data=x_train[:256]) to calibrate activation ranges"
         )
     variant = variant or recipe
-    options = {"recipe": recipe, "float_io": float_io, "signature": signature}
+    options = {"recipe": recipe, "float_io": float_io, "signature": signature,
+               "sparse_encoding": sparse_encoding}
 
     def create() -> tuple[bytes, dict[str, Any]]:
         return _convert_and_check(classified, options, samples, sanity, quiet)
@@ -198,9 +203,11 @@ def _apply_recipe(
     converter: Any, options: dict[str, Any], samples: list[Any] | None, loaded: Loaded, tf: Any
 ) -> None:
     recipe = options["recipe"]
+    sparse = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if options.get("sparse_encoding") else []
     if recipe == "float32":
+        converter.optimizations = sparse
         return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT, *sparse]
     if recipe == "float16":
         converter.target_spec.supported_types = [tf.float16]
         return

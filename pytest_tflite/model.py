@@ -432,8 +432,8 @@ class FlatbufferView:
                     indices=_index_vector(metadata.arrayIndices),
                 ))
             return SparsityInfo(
-                traversal_order=tuple(int(d) for d in _vector(parameters.traversalOrder or [])),
-                block_map=tuple(int(d) for d in _vector(parameters.blockMap or [])),
+                traversal_order=_index_tuple(parameters.traversalOrder),
+                block_map=_index_tuple(parameters.blockMap),
                 dimensions=tuple(dimensions),
             )
 
@@ -544,11 +544,14 @@ def _vector(value: Any) -> Any:
     return [] if isinstance(value, int) else value
 
 
+def _index_tuple(values: Any) -> tuple[int, ...]:
+    """An optional vector of the object API (None, a list or a numpy array) as ints."""
+    return () if values is None else tuple(int(v) for v in _vector(values))
+
+
 def _index_vector(vector: Any) -> tuple[int, ...]:
     """The values of a ``SparseIndexVector`` union (int32, uint16 or uint8 vector)."""
-    if vector is None or vector.values is None:
-        return ()
-    return tuple(int(v) for v in _vector(vector.values))
+    return () if vector is None else _index_tuple(vector.values)
 
 
 def _snake(name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..model import TFLiteModel
 from .planner import planned_arena
+from .sparsity import measure_sparsity
 
 
 def gzip_size(content: bytes) -> int:
@@ -15,9 +16,9 @@ def gzip_size(content: bytes) -> int:
 
 
 def measure_static(model: TFLiteModel) -> dict[str, Any]:
-    """Size, gzip size, ops, subgraphs, planned arena and I/O of a model, in the JSON contract's
-    keys. ``planned_arena_bytes`` is the model's total (subgraph 0 and the subgraphs it calls);
-    each subgraph also carries its own plan, counted in the total or not."""
+    """Size, gzip size, ops, subgraphs, planned arena, I/O and weight sparsity of a model, in the
+    JSON contract's keys. ``planned_arena_bytes`` is the model's total (subgraph 0 and the
+    subgraphs it calls); each subgraph also carries its own plan, counted in the total or not."""
     model.view.validate()
     summary = model.view.summary()
     arena = planned_arena(model.view)
@@ -33,4 +34,5 @@ def measure_static(model: TFLiteModel) -> dict[str, Any]:
         "planned_arena_bytes": arena.bytes,
         "inputs": summary["inputs"],
         "outputs": summary["outputs"],
+        **measure_sparsity(model.view),
     }
