@@ -10,8 +10,6 @@ from .budget import Variant
 
 Verdict = Literal["pass", "fail", "skip", "error"]
 
-# Budget sections whose measurement is not built yet: checking them must fail loudly, never pass.
-NOT_MEASURED_YET = ("sparsity",)
 LATENCY_KEYS = {
     "median": lambda d: d["latency_ms"]["median"] if d.get("latency_ms") else None,
     "p90": lambda d: d["latency_ms"]["p90"] if d.get("latency_ms") else None,
@@ -87,13 +85,44 @@ def evaluate(
         checks += judge.delegation(delegate, delegation)
     checks += _accuracy_checks(measurement.get("accuracy"), variant, without_data)
     checks += _fidelity_checks(measurement.get("fidelity"), variant, without_data)
-    for section in NOT_MEASURED_YET:
-        if getattr(variant, section):
+    checks += _sparsity_checks(measurement, variant)
+    return checks
+
+
+def _sparsity_checks(measurement: dict[str, Any], variant: Variant) -> list[Check]:
+    from .measure.sparsity import named_layer_sparsity
+
+    budget = variant.sparsity
+    if budget is None:
+        return []
+    checks = []
+    if budget.min is not None:
+        found = measurement.get("sparsity")
+        checks.append(Check("sparsity.min", found, budget.min,
+                            "error" if found is None else "pass" if found >= budget.min else "fail",
+                            reason="" if found is not None else "not measured"))
+    layers = measurement.get("sparsity_layers") or []
+    for name, layer in budget.layers.items():
+        metric = f"sparsity.layers.{name}.min"
+        found = named_layer_sparsity(layers, name)
+        if found is None:
+            known = ", ".join(sorted({entry["name"] for entry in layers})) or "none"
+            checks.append(Check(metric, None, layer.min, "error",
+                                reason=f"no weight tensor of layer {name!r} (layers: {known})"))
+        else:
+            checks.append(Check(metric, found, layer.min,
+                                "pass" if found >= layer.min else "fail"))
+    if budget.pattern is not None:
+        pattern = measurement.get("sparsity_pattern") or {}
+        groups, bad = pattern.get("groups"), pattern.get("violating_groups")
+        if groups is None:
+            checks.append(Check("sparsity.pattern", None, None, "error", reason="not measured"))
+        else:
+            layers_hit = ", ".join(pattern.get("violating_layers") or [])
             checks.append(Check(
-                section, None, None, "error",
-                reason=f"{section} budgets are not measured yet by this version of pytest-tflite; "
-                       f"remove the [{section}] section or upgrade",
-            ))
+                "sparsity.pattern", float(bad or 0), 0.0, "fail" if bad else "pass",
+                reason=f"{bad} of {groups} groups break {budget.pattern}"
+                       + (f" in {layers_hit}" if layers_hit else "")))
     return checks
 
 

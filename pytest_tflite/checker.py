@@ -86,6 +86,11 @@ class BudgetChecker:
             measurement = measure_static(model)
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
+        if budget.sparsity is not None and budget.sparsity.pattern is not None:
+            from .measure.sparsity import check_pattern
+
+            n, m = (int(part) for part in budget.sparsity.pattern.split(":"))
+            measurement["sparsity_pattern"] = check_pattern(model.view, n, m)
         if eval_data is not None:
             self._evaluate(model, budget, measurement, eval_data, reference, metric, output)
         self._measure_runtime(model, budget, measurement, sample)

@@ -300,15 +300,15 @@ def test_size_with_units(built: Built, tmp_path: Path) -> None:
     assert [(c.metric, c.budget, c.verdict) for c in checks] == [("size.max", 1000, "fail")]
 
 
-def test_unmeasured_section_is_an_error_not_a_silent_pass(built: Built, tmp_path: Path) -> None:
+def test_accuracy_budget_without_data_is_an_error_not_a_silent_pass(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
     variant = _variant(tmp_path, '[variants.v]\nsize = { max = "1 MiB" }\n'
                                  '[variants.v.accuracy]\nmetric = "top1"\nmin = 0.9\n')
     checks = check.evaluate(measurement, variant)
     by_metric = {c.metric: c for c in checks}
     assert by_metric["size.max"].verdict == "pass"
-    assert by_metric["accuracy"].verdict == "error"
-    assert "not measured yet" in by_metric["accuracy"].reason
+    assert by_metric["accuracy.min"].verdict == "error"
+    assert "needs eval_data" in by_metric["accuracy.min"].reason
     assert check.overall(checks) == "error"
 
 
@@ -361,12 +361,13 @@ def test_cli_check_over_budget(built: Built, tmp_path: Path,
     assert "dense [float32]: fail" in out
 
 
-def test_cli_check_unmeasured_section_fails(built: Built, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_check_accuracy_without_data_is_not_checked(built: Built, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     budget = _budget(tmp_path, '[variants.v.accuracy]\nmetric = "top1"\nmin = 0.9\n')
     capsys.readouterr()
-    assert cli.main(["check", str(built.float32), "--budget", str(budget), "--variant", "v"]) == 2
-    assert "not measured yet" in capsys.readouterr().out
+    assert cli.main(["check", str(built.float32), "--budget", str(budget), "--variant", "v"]) == 0
+    out = capsys.readouterr().out
+    assert "not checked (needs data)" in out and "v]: skip" in out
 
 
 def test_cli_check_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
