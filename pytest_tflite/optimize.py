@@ -83,30 +83,27 @@ def prune(
     __tracebackhide__ = True
     _check_fraction("target_sparsity", target_sparsity, upper_open=True)
     _check_fraction("tolerance", tolerance)
+    _check_training(epochs, batch_size)
+    source = _require_tf_keras(model, "prune")
     data = _fine_tune_data(fine_tune, "prune")
     with tfmot_session() as (tf_keras, tfmot):
-        source = _require_tf_keras(model, "prune", tf_keras)
         clone = _clone(source, tf_keras)
         sparsity = tfmot.sparsity.keras
-        if fine_tune is None:
-            schedule = sparsity.ConstantSparsity(target_sparsity, begin_step=0, frequency=1)
-        elif data is not None:
-            steps = epochs * -(-len(data[0]) // batch_size)
-            end, every = _polynomial_plan(steps, begin_step, end_step, frequency)
-            schedule = sparsity.PolynomialDecay(0.0, target_sparsity, begin_step=begin_step,
-                                                end_step=end, frequency=every)
-        elif end_step is not None:
-            _, every = _polynomial_plan(None, begin_step, end_step, frequency)
-            schedule = sparsity.PolynomialDecay(0.0, target_sparsity, begin_step=begin_step,
-                                                end_step=end_step, frequency=every)
-        else:
-            schedule = sparsity.ConstantSparsity(target_sparsity, begin_step=begin_step,
-                                                 frequency=frequency or 1)
         try:
+            if fine_tune is None:
+                schedule = sparsity.ConstantSparsity(target_sparsity, begin_step=0, frequency=1)
+            elif data is not None or end_step is not None:
+                steps = epochs * -(-_samples(data[0]) // batch_size) if data is not None else None
+                end, every = _polynomial_plan(steps, begin_step, end_step, frequency)
+                schedule = sparsity.PolynomialDecay(0.0, target_sparsity, begin_step=begin_step,
+                                                    end_step=end, frequency=every)
+            else:
+                schedule = sparsity.ConstantSparsity(target_sparsity, begin_step=begin_step,
+                                                     frequency=frequency or 1)
             wrapped = sparsity.prune_low_magnitude(clone, pruning_schedule=schedule)
         except ValueError as exc:
             raise OptimizationError(f"tfmot cannot prune {_describe(source)}: {exc}") from None
-        wrappers = _pruning_wrappers(wrapped, tfmot)
+        wrappers = _pruning_wrappers(wrapped)
         if not wrappers:
             raise OptimizationError(f"{_describe(source)} has no layer tfmot can prune "
                                     f"(Dense, Conv, ...): nothing to make sparse")
@@ -120,7 +117,7 @@ def prune(
                             callbacks=callbacks, verbose=0)
             else:
                 assert callable(fine_tune)
-                fine_tune(wrapped, callbacks)
+                _run_callable(fine_tune, wrapped, callbacks)
         for wrapper in wrappers:
             # Adam's momentum moves masked weights after the last update: mask them once more.
             wrapper.pruning_obj.weight_mask_op()
@@ -136,6 +133,20 @@ def prune(
                 + _schedule_hint(fine_tune, schedule)
             )
     return stripped
+
+
+def _run_callable(fine_tune: Callable[[Any, list[Any]], Any], model: Any, callbacks: list[Any]) -> None:
+    try:
+        fine_tune(model, callbacks)
+    except Exception as exc:
+        # tfmot asserts inside the graph that its step counter was started by the callback.
+        if "UpdatePruningStep" not in str(exc):
+            raise
+        raise OptimizationError(
+            "the fine_tune callable trained without the callbacks it was given: pass them on, "
+            "model.fit(..., callbacks=callbacks), so tfmot's UpdatePruningStep advances the "
+            "pruning schedule"
+        ) from None
 
 
 def _polynomial_plan(
@@ -186,7 +197,7 @@ def _polynomial_plan(
     return end_step, frequency
 
 
-def _pruning_wrappers(model: Any, tfmot: Any) -> list[Any]:
+def _pruning_wrappers(model: Any) -> list[Any]:
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
     found = []
@@ -270,6 +281,8 @@ def quantize_aware(
     """
     __tracebackhide__ = True
     _check_fraction("tolerance", tolerance)
+    _check_training(epochs, batch_size)
+    source = _require_tf_keras(model, "quantize_aware")
     data = _fine_tune_data(fine_tune, "quantize_aware")
     if fine_tune is None:
         raise OptimizationError(
@@ -278,7 +291,6 @@ def quantize_aware(
             "convert the model with recipe 'int8' and representative_data instead"
         )
     with tfmot_session() as (tf_keras, tfmot):
-        source = _require_tf_keras(model, "quantize_aware", tf_keras)
         clone = _clone(source, tf_keras)
         quantization = tfmot.quantization.keras
         before = _kernel_sparsity(clone) if preserve_sparsity else None
@@ -348,6 +360,7 @@ def cached_prune(
     or a model without one (subclassed) cannot be keyed: those prune every time.
     """
     __tracebackhide__ = True
+    _require_tf_keras(model, "prune")
     key = None if cache is None else _prune_key(model, target_sparsity, fine_tune, options)
     if cache is None or key is None:
         if stats is not None:
@@ -368,8 +381,7 @@ def cached_prune(
         else:
             stats.misses += 1
     with tfmot_session(import_tfmot=False) as (tf_keras, _):
-        source = _require_tf_keras(model, "prune", tf_keras)
-        restored = tf_keras.models.clone_model(source)
+        restored = tf_keras.models.clone_model(model)
         restored.set_weights(_weights_from_bytes(content))
     return restored
 
@@ -403,7 +415,7 @@ def _prune_key(model: Any, target: float, fine_tune: FineTune, options: dict[str
     except (TypeError, ValueError):
         return None
     if fine_tune is not None:
-        _hash_arrays(digest, list(fine_tune))
+        _hash_arrays(digest, _arrays(fine_tune))
     return digest.hexdigest()
 
 
@@ -447,10 +459,12 @@ def tfmot_session(import_tfmot: bool = True) -> Iterator[tuple[Any, Any]]:
                 "pruning and quantization-aware training need tf_keras: "
                 "pip install 'pytest-tflite[optimize]'"
             ) from None
-        tfmot = None
+        tfmot: Any = None
         if import_tfmot:
             try:
-                import tensorflow_model_optimization as tfmot
+                import tensorflow_model_optimization
+
+                tfmot = tensorflow_model_optimization
             except ImportError:
                 raise OptimizationError(
                     "pruning and quantization-aware training need tensorflow-model-optimization:"
@@ -464,11 +478,11 @@ def tfmot_session(import_tfmot: bool = True) -> Iterator[tuple[Any, Any]]:
             os.environ[LEGACY_KERAS] = before
 
 
-def _require_tf_keras(model: Any, function: str, tf_keras: Any) -> Any:
+def _require_tf_keras(model: Any, function: str) -> Any:
     from .sources import _keras_flavour
 
     flavour = _keras_flavour(model)
-    if flavour == "tf_keras" and isinstance(model, tf_keras.Model):
+    if flavour == "tf_keras":
         return model
     if flavour == "keras":
         raise OptimizationError(
@@ -520,13 +534,13 @@ def _default_loss(model: Any, data: tuple[Any, Any] | None, tf_keras: Any) -> An
             f"{_describe(model)} is not compiled and fine_tune is a callable: pass loss=... "
             f"(or compile the model) so the fine-tune knows what to minimise"
         )
-    labels = np.asarray(data[1])
-    if np.issubdtype(labels.dtype, np.integer) and labels.ndim <= 2 and labels.shape[-1:] != (0,):
-        outputs = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
-        if outputs and outputs > 1 and (labels.ndim == 1 or labels.shape[-1] == 1):
-            last = model.layers[-1]
-            softmax = getattr(getattr(last, "activation", None), "__name__", "") == "softmax"
-            return tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax)
+    labels = np.asarray(_arrays(data[1])[0])
+    class_ids = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+    outputs = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+    if np.issubdtype(labels.dtype, np.integer) and class_ids and outputs and outputs > 1:
+        activation = getattr(model.layers[-1], "activation", None)
+        softmax = getattr(activation, "__name__", "") == "softmax"
+        return tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not softmax)
     return tf_keras.losses.MeanSquaredError()
 
 
@@ -535,17 +549,38 @@ def _fine_tune_data(fine_tune: FineTune, function: str) -> tuple[Any, Any] | Non
         return None
     if isinstance(fine_tune, (tuple, list)) and len(fine_tune) == 2:
         x, y = fine_tune
-        if len(x) != len(y):
+        if _samples(x) != _samples(y):
             raise OptimizationError(
-                f"{function}(fine_tune=(x, y)): x has {len(x)} samples and y {len(y)}"
+                f"{function}(fine_tune=(x, y)): x has {_samples(x)} samples and y {_samples(y)}"
             )
-        if len(x) == 0:
+        if _samples(x) == 0:
             raise OptimizationError(f"{function}(fine_tune=(x, y)): no samples")
         return x, y
     raise OptimizationError(
         f"{function}(fine_tune=...) takes (x, y) arrays, a callable fine_tune(model, callbacks) "
         f"or None, not a {type(fine_tune).__name__}"
     )
+
+
+def _samples(value: Any) -> int:
+    """Samples in an array, or in the first array of a list or dict (one per model input)."""
+    return len(_arrays(value)[0])
+
+
+def _arrays(value: Any) -> list[Any]:
+    """The arrays in (nested) lists, tuples and dicts (dicts in key order)."""
+    if isinstance(value, dict):
+        return [a for key in sorted(value) for a in _arrays(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in _arrays(item)]
+    return [value]
+
+
+def _check_training(epochs: int, batch_size: int) -> None:
+    if not isinstance(epochs, int) or epochs < 1:
+        raise OptimizationError(f"epochs must be a whole number >= 1, got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise OptimizationError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
 
 
 def _check_fraction(name: str, value: float, upper_open: bool = False) -> None:

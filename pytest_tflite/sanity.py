@@ -24,6 +24,18 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
 }
 
 
+def _aligned(reference: list[Any], candidate: list[Any]) -> list[Any]:
+    """The candidate's outputs in the source's order, where their shapes tell it unambiguously.
+
+    Converted models list outputs by tensor, not in the order the source declared them.
+    """
+    shapes = [tuple(r.shape) for r in reference]
+    if [tuple(c.shape) for c in candidate] == shapes or len(set(shapes)) != len(shapes):
+        return candidate
+    by_shape = {tuple(c.shape): c for c in candidate}
+    return [by_shape[s] for s in shapes] if set(by_shape) == set(shapes) else candidate
+
+
 @dataclass(frozen=True)
 class SanityResult:
     relative_error: float
@@ -49,6 +61,7 @@ def compare(
         raise SanityError(
             f"{origin}: has {len(candidate)} outputs, its source has {len(reference)}"
         )
+    candidate = _aligned(reference, candidate)
     ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference])
     got = np.concatenate([np.asarray(c, np.float64).ravel() for c in candidate])
     if ref.shape != got.shape:

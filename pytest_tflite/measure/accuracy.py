@@ -105,6 +105,7 @@ def run_candidate(path: Path, data: EvalData, output: str | int | None) -> tuple
     """The candidate's chosen output over the data, in the worker; and whether it batched."""
     import numpy as np
 
+    _check_shapes(path, data)
     try:
         found = run_model(path, data.inputs, data.names, output=output)
     except TFLiteError as exc:
@@ -118,6 +119,24 @@ def run_candidate(path: Path, data: EvalData, output: str | int | None) -> tuple
         raise EvaluationError(f"{path}: the candidate outputs NaN or Inf for {bad} of "
                               f"{prediction.size} values: its metrics would be meaningless")
     return prediction, found.batched
+
+
+def _check_shapes(path: Path, data: EvalData) -> None:
+    from ..model import FlatbufferView
+
+    inputs = FlatbufferView(Path(path).read_bytes(), origin=str(path)).io_details("inputs")
+    if len(inputs) != len(data.inputs):
+        raise EvaluationError(f"eval_data gives {len(data.inputs)} input array(s), the model "
+                              f"{path} takes {len(inputs)}")
+    if any(data.names):
+        return  # matched by name in the worker
+    for detail, array in zip(inputs, data.inputs):
+        expected = detail["shape_signature"][1:]
+        given = list(array.shape[1:])
+        if len(expected) != len(given) or any(e not in (-1, g) for e, g in zip(expected, given)):
+            raise EvaluationError(
+                f"eval_data: input {detail['name']!r} takes samples of shape {expected}, the "
+                f"data has {given}")
 
 
 def run_reference(reference: Any, data: EvalData, output: str | int | None) -> Any:
@@ -222,7 +241,7 @@ def _top_k(k: int, labels: Any, prediction: Any) -> float:
                               f"the model outputs {classes} classes (0..{classes - 1})")
     if k > classes:
         raise EvaluationError(f"top{k} asked of a model with {classes} classes")
-    top = np.argsort(-scores, axis=1)[:, :k]
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # ties: the lower class wins
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 

@@ -8,6 +8,7 @@ back dequantized, so callers always see float values.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,28 @@ def select_outputs(details: list[dict[str, Any]], output: str | int | None) -> l
     return found
 
 
+def signature_order(interpreter: Any, details: list[dict[str, Any]]) -> list[int]:
+    """Outputs in the order the source model declares them.
+
+    The interpreter lists outputs by tensor; a Keras 3 export names them output_0, output_1...
+    in the model's order, which is the order users (and Keras's predict) index them by.
+    """
+    try:
+        signatures = interpreter.get_signature_list()
+        if len(signatures) != 1:
+            return list(range(len(details)))
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        named = runner.get_output_details()
+    except Exception:  # no signature, or an API that changed: keep the interpreter's order
+        return list(range(len(details)))
+    if len(named) != len(details) or not all(re.fullmatch(r"output_\d+", n) for n in named):
+        return list(range(len(details)))
+    position = {d["index"]: k for k, d in enumerate(details)}
+    ordered = sorted(named, key=lambda n: int(n.split("_")[1]))
+    found = [position.get(named[n]["index"]) for n in ordered]
+    return [k for k in found if k is not None] if None not in found else list(range(len(details)))
+
+
 def run_arrays(interpreter: Any, arrays: list[Any], names: list[str],
                output: str | int | None = None,
                batch: int = DEFAULT_BATCH) -> tuple[list[Any], bool]:
@@ -74,6 +97,7 @@ def run_arrays(interpreter: Any, arrays: list[Any], names: list[str],
         if len(expected) != len(given) or any(e not in (-1, g) for e, g in zip(expected, given)):
             raise ValueError(f"input {detail['name']!r} takes samples of shape {expected}, "
                              f"the data has {given}")
+    outputs = [outputs[k] for k in signature_order(interpreter, outputs)]
     chosen = select_outputs(outputs, output)
     resizable = all(int(d["shape_signature"][0]) == -1 for d in inputs)
     size = min(batch, samples) if resizable else 1
@@ -91,4 +115,4 @@ def run_arrays(interpreter: Any, arrays: list[Any], names: list[str],
         interpreter.invoke()
         for slot, k in enumerate(chosen):
             results[slot].append(dequantize(interpreter.get_tensor(outputs[k]["index"]), outputs[k]))
-    return [np.concatenate(r) for r in results], resizable and samples > 1
+    return [np.concatenate(r) for r in results], size > 1
