@@ -21,7 +21,7 @@ import pytest
 
 from pytest_tflite.budget import load
 from pytest_tflite.checker import BudgetChecker
-from pytest_tflite.errors import BudgetExceeded, SanityError
+from pytest_tflite.errors import BudgetExceeded
 from pytest_tflite.measure.accuracy import EvaluationError
 
 from .conftest import keras3_mlp
