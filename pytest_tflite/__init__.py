@@ -16,10 +16,12 @@ if TYPE_CHECKING:
         BudgetFileError,
         ConversionError,
         ModelError,
+        OptimizationError,
         SanityError,
         TFLiteError,
     )
     from .model import TFLiteModel
+    from .optimize import prune, quantize_aware
 
 __all__ = [
     "Budget",
@@ -27,17 +29,21 @@ __all__ = [
     "BudgetFileError",
     "ConversionError",
     "ModelError",
+    "OptimizationError",
     "SanityError",
     "TFLiteError",
     "TFLiteModel",
     "convert",
     "load",
+    "prune",
+    "quantize_aware",
 ]
 
 _HOMES = {
     "Budget": "budget", "load": "budget", "convert": "conversion", "TFLiteModel": "model",
     "BudgetExceeded": "errors", "BudgetFileError": "errors", "ConversionError": "errors",
     "ModelError": "errors", "SanityError": "errors", "TFLiteError": "errors",
+    "OptimizationError": "errors", "prune": "optimize", "quantize_aware": "optimize",
 }
 
 

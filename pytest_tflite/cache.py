@@ -31,12 +31,18 @@ def default_dir() -> Path:
 
 
 class ConversionCache:
-    def __init__(self, directory: Path) -> None:
+    """``suffix`` names what is stored: ``.tflite`` models, or ``.npz`` pruned weights."""
+
+    def __init__(self, directory: Path, suffix: str = ".tflite") -> None:
         self.directory = directory
+        self.suffix = suffix
+
+    def with_suffix(self, suffix: str) -> ConversionCache:
+        return ConversionCache(self.directory, suffix)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         folder = self.directory / key[:2]
-        return folder / f"{key}.tflite", folder / f"{key}.json"
+        return folder / f"{key}{self.suffix}", folder / f"{key}.json"
 
     @contextmanager
     def locked(self, key: str) -> Iterator[None]:

@@ -19,6 +19,10 @@ class ConversionError(TFLiteError):
     """The converter refused the model or its arguments (e.g. int8 without representative data)."""
 
 
+class OptimizationError(ConversionError):
+    """Pruning or quantization-aware training was refused or missed its target."""
+
+
 class SanityError(ConversionError):
     """A converted model disagrees with its source: the converter miscompiled it."""
 

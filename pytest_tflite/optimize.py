@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConversionError
+from .errors import OptimizationError
 
 if TYPE_CHECKING:
     from .cache import CacheStats, ConversionCache
@@ -34,10 +34,6 @@ RAMP_FRACTION = 0.8
 MASK_UPDATES = 10  # mask updates along the ramp, when the caller gives no frequency
 
 FineTune = tuple[Any, Any] | Callable[[Any, list[Any]], Any] | None
-
-
-class OptimizationError(ConversionError):
-    """Pruning or quantization-aware training was refused or missed its target."""
 
 
 # ---------------------------------------------------------------- pruning
@@ -296,13 +292,9 @@ def quantize_aware(
         before = _kernel_sparsity(clone) if preserve_sparsity else None
         try:
             if preserve_sparsity:
-                from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
-                    default_8bit_prune_preserve_quantize_scheme as schemes,
-                )
-
                 annotated = quantization.quantize_annotate_model(clone)
                 trained = quantization.quantize_apply(
-                    annotated, schemes.Default8BitPrunePreserveQuantizeScheme()
+                    annotated, quantization.collab_opts.Default8BitPrunePreserveQuantizeScheme()
                 )
             else:
                 trained = quantization.quantize_model(clone)
@@ -374,7 +366,7 @@ def cached_prune(
             "kernel_sparsity": _kernel_sparsity(pruned), "model": _describe(model),
         }
 
-    _, content, _, hit = cache.get_or_create(key, create)
+    _, content, _, hit = cache.with_suffix(".npz").get_or_create(key, create)
     if stats is not None:
         if hit:
             stats.hits += 1

@@ -278,3 +278,33 @@ def tflite_convert(
         request.node.user_properties.append(
             (CACHE_PROPERTY, json.dumps({"hits": stats.hits, "misses": stats.misses}))
         )
+
+
+@pytest.fixture
+def tflite_prune(request: pytest.FixtureRequest) -> Generator[Callable[..., Any], None, None]:
+    """``tflite_prune(model, target_sparsity, fine_tune=(x, y), **options)``: a pruned copy.
+
+    ``pytest_tflite.optimize.prune`` with its result cached like conversions (the pruned weights,
+    keyed by model, target, options and data), so a rerun skips the fine-tune.
+    """
+    plugin = request.config.stash[PLUGIN_KEY]
+    stats = CacheStats()
+    cache = plugin.cache()
+
+    def prune(model: Any, target_sparsity: float, fine_tune: Any = None, **options: Any) -> Any:
+        __tracebackhide__ = True
+        from .measure.lock import shared
+        from .optimize import cached_prune
+
+        try:
+            with shared(plugin.options.lock_file):  # fine-tuning is heavy: never beside timing
+                return cached_prune(cache, model, target_sparsity, fine_tune, stats=stats,
+                                    **options)
+        except TFLiteError as exc:
+            raise type(exc)(str(exc)).with_traceback(None) from None
+
+    yield prune
+    if stats.hits or stats.misses:
+        request.node.user_properties.append(
+            (CACHE_PROPERTY, json.dumps({"hits": stats.hits, "misses": stats.misses}))
+        )
