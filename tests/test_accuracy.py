@@ -514,6 +514,41 @@ def test_fidelity_budget_fails_for_a_wrongly_quantized_candidate(tmp_path, digit
     assert verdicts["fidelity.min_cosine"] == "fail"
 
 
+def test_the_failure_shows_which_layer_lost_it(tmp_path, digits, digits_cnn, digits_int8):
+    from pytest_tflite.measure.isolated import layer_errors
+
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(scale_weights(digits_int8.content, 8.0))  # the conv's weight scales x8
+    sections: list[tuple[str, str]] = []
+    path = tmp_path / "budget.toml"
+    path.write_text("[variants.int8]\nfidelity = { min_cosine = 0.99 }\n")
+    checker = BudgetChecker(load(path), "t", record=lambda name, value: None,
+                            add_section=lambda title, text: sections.append((title, text)))
+    with pytest.raises(BudgetExceeded, match="Per-layer quantization error, worst first") as caught:
+        checker.check(broken, eval_data=digits.x_test, reference=digits_cnn, variant="int8")
+    assert [title for title, _ in sections] == ["tflite per-layer quantization error"]
+    assert sections[0][1] in str(caught.value)
+    broken_rows = {r["tensor"]: r for r in layer_errors(
+        broken, _float_of(digits_cnn, tmp_path),
+        [digits.x_test])}
+    intact_rows = {r["tensor"]: r for r in layer_errors(
+        digits_int8.path, _float_of(digits_cnn, tmp_path), [digits.x_test])}
+    conv = next(name for name in broken_rows if "conv2d" in name and "Relu" in name)
+    # The edited layer's activation error jumps; the untouched input's does not.
+    assert broken_rows[conv]["relative_rmse"] > 10 * intact_rows[conv]["relative_rmse"]
+    assert broken_rows[conv]["relative_rmse"] > 0.3
+    first_input = next(name for name in broken_rows if name.startswith("serving_default"))
+    assert broken_rows[first_input]["relative_rmse"] == intact_rows[first_input]["relative_rmse"]
+    # The section names the edited conv layer among its rows.
+    assert conv[:60] in sections[0][1]
+
+
+def _float_of(model: Any, folder: Path) -> Path:
+    import pytest_tflite
+
+    return pytest_tflite.convert(model, "float32", output_dir=folder / "float").path
+
+
 # --- 5. bad input ---------------------------------------------------------------------------------
 
 
