@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,27 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
     return checker
 
 
+@contextmanager
+def _heavy_work(plugin: TFLitePlugin) -> Iterator[None]:
+    """Conversion and fine-tuning: side by side with each other, never while a worker times a
+    model; a TFLiteError surfaces as its message, without the converter's frames around it."""
+    __tracebackhide__ = True
+    from .measure.lock import shared
+
+    try:
+        with shared(plugin.options.lock_file):
+            yield
+    except TFLiteError as exc:
+        raise type(exc)(str(exc)).with_traceback(None) from None
+
+
+def _record_cache_use(request: pytest.FixtureRequest, stats: CacheStats) -> None:
+    if stats.hits or stats.misses:
+        request.node.user_properties.append(
+            (CACHE_PROPERTY, json.dumps({"hits": stats.hits, "misses": stats.misses}))
+        )
+
+
 @pytest.fixture
 def tflite_convert(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -261,23 +283,13 @@ def tflite_convert(
                 **kwargs: Any) -> Any:
         __tracebackhide__ = True
         from .conversion import convert as run_conversion
-        from .measure.lock import shared
 
-        try:
-            # Shared: conversions run side by side, but never while another worker times a model.
-            with shared(plugin.options.lock_file):
-                return run_conversion(source, recipe, representative_data, cache=cache,
-                                      stats=stats, output_dir=output_dir,
-                                      quiet=not plugin.verbose, **kwargs)
-        except TFLiteError as exc:
-            # The message names the argument and the fix; the converter's frames would only hide it.
-            raise type(exc)(str(exc)).with_traceback(None) from None
+        with _heavy_work(plugin):
+            return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
+                                  output_dir=output_dir, quiet=not plugin.verbose, **kwargs)
 
     yield convert
-    if stats.hits or stats.misses:
-        request.node.user_properties.append(
-            (CACHE_PROPERTY, json.dumps({"hits": stats.hits, "misses": stats.misses}))
-        )
+    _record_cache_use(request, stats)
 
 
 @pytest.fixture
@@ -293,18 +305,10 @@ def tflite_prune(request: pytest.FixtureRequest) -> Generator[Callable[..., Any]
 
     def prune(model: Any, target_sparsity: float, fine_tune: Any = None, **options: Any) -> Any:
         __tracebackhide__ = True
-        from .measure.lock import shared
         from .optimize import cached_prune
 
-        try:
-            with shared(plugin.options.lock_file):  # fine-tuning is heavy: never beside timing
-                return cached_prune(cache, model, target_sparsity, fine_tune, stats=stats,
-                                    **options)
-        except TFLiteError as exc:
-            raise type(exc)(str(exc)).with_traceback(None) from None
+        with _heavy_work(plugin):
+            return cached_prune(cache, model, target_sparsity, fine_tune, stats=stats, **options)
 
     yield prune
-    if stats.hits or stats.misses:
-        request.node.user_properties.append(
-            (CACHE_PROPERTY, json.dumps({"hits": stats.hits, "misses": stats.misses}))
-        )
+    _record_cache_use(request, stats)
