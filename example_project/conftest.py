@@ -45,3 +45,23 @@ def trained_cnn(digits: Digits):
                   metrics=["accuracy"])
     model.fit(digits.x_train, digits.y_train, epochs=8, batch_size=64, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_cnn_tf_keras(digits: Digits):
+    """The same CNN built with tf-keras (Keras 2): what tensorflow-model-optimization prunes."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([
+        tf_keras.Input((8, 8, 1)),
+        tf_keras.layers.Conv2D(16, 3, activation="relu", name="conv"),
+        tf_keras.layers.Conv2D(32, 3, activation="relu", name="conv_2"),
+        tf_keras.layers.Flatten(),
+        tf_keras.layers.Dense(64, activation="relu", name="hidden"),
+        tf_keras.layers.Dense(10, name="logits"),
+    ])
+    model.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(digits.x_train, digits.y_train, epochs=8, batch_size=64, verbose=0)
+    return model

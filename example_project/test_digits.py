@@ -17,3 +17,14 @@ def test_digits_float16(tflite_convert, tflite_budget, trained_cnn):
 def test_digits_int8(tflite_convert, tflite_budget, trained_cnn, digits):
     model = tflite_convert(trained_cnn, recipe="int8", representative_data=digits.x_train[:256])
     tflite_budget.check(model, eval_data=(digits.x_test, digits.y_test), reference=trained_cnn)
+
+
+@pytest.mark.tflite_budget("digits_cnn")
+def test_digits_pruned_int8(tflite_prune, tflite_convert, tflite_budget, trained_cnn_tf_keras,
+                            digits):
+    pruned = tflite_prune(trained_cnn_tf_keras, 0.75, fine_tune=(digits.x_train, digits.y_train),
+                          epochs=5)
+    model = tflite_convert(pruned, "int8", representative_data=digits.x_train[:256],
+                           variant="pruned_int8")
+    tflite_budget.check(model, eval_data=(digits.x_test, digits.y_test),
+                        reference=trained_cnn_tf_keras)
