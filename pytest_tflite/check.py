@@ -29,13 +29,6 @@ class Check:
     unit: str = ""  # "bytes" | "ms" | "" (fractions, counts)
     reason: str = ""
 
-    @property
-    def over_by(self) -> float | None:
-        """How far past the budget a failed upper-bound check went, as a fraction of the budget."""
-        if self.verdict != "fail" or self.measured is None or not self.budget:
-            return None
-        return (self.measured - self.budget) / self.budget
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

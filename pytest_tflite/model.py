@@ -6,7 +6,6 @@ interpreter), so a corrupt file is reported as such instead of crashing an inter
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -106,10 +105,6 @@ class TFLiteModel:
     @property
     def size_bytes(self) -> int:
         return len(self.content)
-
-    @cached_property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
 
     @cached_property
     def view(self) -> FlatbufferView:
