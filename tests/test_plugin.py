@@ -341,3 +341,42 @@ def test_example_schema_file_is_current():
 
     committed = Path(__file__).parents[1] / "example_project" / "budgets" / "budget.schema.json"
     assert committed.read_text() == json_schema() + "\n", "regenerate: tflite-budget schema > ..."
+
+
+def test_checking_ready_tflite_files_needs_no_tensorflow(pytester, tiny_tflite):
+    """A project that ships .tflite files installs pytest-tflite without TensorFlow."""
+    (pytester.path / "tiny.tflite").write_bytes(tiny_tflite)
+    (pytester.path / "budgets").mkdir()
+    (pytester.path / "budgets" / "tiny.toml").write_text(textwrap.dedent("""
+        [variants.default]
+        size = { max = "64 KiB" }
+        sparsity = { min = 0.0 }
+        memory = { planned_arena = "1 MiB" }
+        fidelity = { min_cosine = 0.999 }
+        [variants.default.runtime]
+        timing = { min_runs = 5, min_seconds = 0 }
+        warmup = { min_runs = 1, min_seconds = 0 }
+        [variants.default.latency.builtin]
+        median = "1 s"
+    """))
+    pytester.makeconftest("""
+        import sys
+        # As if TensorFlow, Keras and tfmot were not installed: importing them fails.
+        for name in ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization"):
+            sys.modules[name] = None
+    """)
+    pytester.makepyfile(test_shipped="""
+        import sys
+        import numpy as np
+        import pytest
+
+        @pytest.mark.tflite_budget("tiny")
+        def test_shipped_model(tflite_budget):
+            x = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
+            entry = tflite_budget.check("tiny.tflite", eval_data=x, reference="tiny.tflite")
+            assert entry["fidelity"]["cosine"] == pytest.approx(1.0)
+            assert entry["delegates"]["builtin"]["status"] == "ok"
+            assert sys.modules["tensorflow"] is None
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
