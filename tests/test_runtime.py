@@ -364,7 +364,7 @@ def test_a_segfaulting_worker_is_an_error_naming_the_signal(tmp_path, monkeypatc
         print("about to crash", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSEGV)
     """)
-    monkeypatch.setattr(runtime_module.sys, "executable", str(script))
+    monkeypatch.setattr(sys, "executable", str(script))
     found = measure_delegate(path, "builtin", QUICK)
     assert found["status"] == "error"
     assert "crashed" in found["reason"] and "SIGSEGV" in found["reason"]
@@ -374,7 +374,7 @@ def test_a_segfaulting_worker_is_an_error_naming_the_signal(tmp_path, monkeypatc
 
 def test_an_aborting_worker_names_sigabrt(tmp_path, monkeypatch):
     path = write(tmp_path, "relu", chain_model([4, 4]))
-    monkeypatch.setattr(runtime_module.sys, "executable", str(fake_python(tmp_path, """
+    monkeypatch.setattr(sys, "executable", str(fake_python(tmp_path, """
         import os
         os.abort()
     """)))
@@ -384,7 +384,7 @@ def test_an_aborting_worker_names_sigabrt(tmp_path, monkeypatch):
 
 def test_a_hanging_worker_times_out(tmp_path, monkeypatch):
     path = write(tmp_path, "relu", chain_model([4, 4]))
-    monkeypatch.setattr(runtime_module.sys, "executable", str(fake_python(tmp_path, """
+    monkeypatch.setattr(sys, "executable", str(fake_python(tmp_path, """
         import time
         time.sleep(60)
     """)))
@@ -397,7 +397,7 @@ def test_a_hanging_worker_times_out(tmp_path, monkeypatch):
 
 def test_a_worker_that_exits_without_a_result_is_an_error(tmp_path, monkeypatch):
     path = write(tmp_path, "relu", chain_model([4, 4]))
-    monkeypatch.setattr(runtime_module.sys, "executable", str(fake_python(tmp_path, """
+    monkeypatch.setattr(sys, "executable", str(fake_python(tmp_path, """
         import sys
         print("not json")
         print("INFO: chatter", file=sys.stderr)

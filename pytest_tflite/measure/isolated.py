@@ -80,27 +80,46 @@ def _save_inputs(folder: Path, inputs: list[Any], names: list[str] | None) -> Pa
     return path
 
 
-def _worker(arguments: list[str], model_path: Path, timeout: float) -> dict[str, Any]:
-    """Run one worker command; a crash, hang or error becomes a ModelError naming the model."""
+class WorkerFailed(ModelError):
+    """The worker crashed, hung or raised; ``reason`` says which, in the worker's own words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def call_worker(arguments: list[str], timeout: float) -> dict[str, Any]:
+    """Run one worker command and return its result; anything else raises WorkerFailed."""
     command = [sys.executable, "-m", "pytest_tflite.measure.worker", *arguments]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               env=worker_environment(), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise ModelError(f"{model_path}: timed out after {timeout:.0f} s running the model") from None
+        raise WorkerFailed(f"timed out after {timeout:g} s") from None
     if done.returncode < 0:
         name = signal.Signals(-done.returncode).name
-        tail = done.stderr.strip().splitlines()[-3:]
-        raise ModelError(
-            f"{model_path}: crashed the interpreter ({name})"
-            + (f"; its last words: {' | '.join(tail)}" if tail else "")
-        )
+        raise WorkerFailed(f"crashed the interpreter ({name}){_last_words(done.stderr)}")
     status = last_json_line(done.stdout)
     if not status.get("ok"):
-        reason = status.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
-        raise ModelError(f"{model_path}: the interpreter could not run the model: {reason}")
+        reason = status.get("error") or f"worker exited {done.returncode}"
+        raise WorkerFailed(f"the interpreter could not run the model: {reason}"
+                           f"{_last_words(done.stderr)}")
     result: dict[str, Any] = status.get("result") or {}
     return result
+
+
+def _worker(arguments: list[str], model_path: Path, timeout: float) -> dict[str, Any]:
+    try:
+        return call_worker(arguments, timeout)
+    except WorkerFailed as exc:
+        raise ModelError(f"{model_path}: {exc.reason}") from None
+
+
+def _last_words(stderr: str) -> str:
+    """The last native stderr lines that are not LiteRT's INFO chatter."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    interesting = [line for line in lines if "INFO:" not in line][-3:]
+    return f"; native stderr: {' | '.join(interesting)}" if interesting else ""
 
 
 def last_json_line(text: str) -> dict[str, Any]:

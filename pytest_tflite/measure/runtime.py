@@ -9,16 +9,13 @@ reason and never shown to the user.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import lock
-from .isolated import last_json_line, worker_environment
+from .isolated import WorkerFailed, call_worker
 
 DEFAULT_TIMEOUT_S = 300.0
 BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -61,24 +58,14 @@ def measure_delegate(
     worker_settings = {k: settings.get(k) for k in
                        ("threads", "warmup", "timing", "input_shapes", "seed")}
     worker_settings["sample_path"] = str(sample_path) if sample_path else None
-    command = [sys.executable, "-m", "pytest_tflite.measure.worker", "measure",
-               str(model_path), delegate, json.dumps(worker_settings)]
+    arguments = ["measure", str(model_path), delegate, json.dumps(worker_settings)]
     with lock.exclusive(lock_file):
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                                  env=worker_environment(), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return _result("error", f"timed out after {timeout_s:g} s (set runtime.timeout "
-                                    f"or --tflite-timeout to allow longer)", settings)
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        return _result("error", f"crashed the interpreter ({name}){_last_words(done.stderr)}",
-                       settings)
-    outcome = last_json_line(done.stdout)
-    if not outcome.get("ok"):
-        reason = outcome.get("error") or f"worker exited {done.returncode}"
-        return _result("error", f"{reason}{_last_words(done.stderr)}", settings)
-    found = outcome["result"]
+            found = call_worker(arguments, timeout_s)
+        except WorkerFailed as exc:
+            hint = (" (set runtime.timeout or --tflite-timeout to allow longer)"
+                    if exc.reason.startswith("timed out") else "")
+            return _result("error", exc.reason + hint, settings)
     return {key: found.get(key) for key in RESULT_KEYS} | {
         "threads": found.get("threads") or settings.get("threads"),
         "reason": found.get("reason") or "",
@@ -108,9 +95,3 @@ def _result(status: str, reason: str, settings: Mapping[str, Any]) -> dict[str, 
     return {key: None for key in RESULT_KEYS} | {
         "status": status, "reason": reason, "threads": settings.get("threads"),
     }
-
-
-def _last_words(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    interesting = [line for line in lines if "INFO:" not in line][-3:]
-    return f"; native stderr: {' | '.join(interesting)}" if interesting else ""
