@@ -10,7 +10,7 @@ import json
 import os
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class Loaded:
     inputs: list[tuple[str, tuple[int | None, ...], str]]  # name, shape (None = any), dtype
     reference: Callable[[list[Any]], list[Any]]
     keyed_inputs: bool = False  # SavedModel signatures take inputs by name
-    notes: dict[str, Any] = field(default_factory=dict)
+    keep_alive: Any = None  # a loaded SavedModel: its signatures need the object to live
 
 
 def classify(
@@ -183,7 +183,7 @@ def _load_saved_model(source: Source, tf: Any) -> Loaded:
     def make_converter() -> Any:
         return tf.lite.TFLiteConverter.from_saved_model(str(source.path), signature_keys=[name])
 
-    return Loaded(make_converter, specs, reference, keyed_inputs=True, notes={"loaded": loaded})
+    return Loaded(make_converter, specs, reference, keyed_inputs=True, keep_alive=loaded)
 
 
 def _as_arrays(outputs: Any) -> list[Any]:

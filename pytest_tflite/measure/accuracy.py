@@ -143,12 +143,10 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None) -> A
     """The float reference's output: a Keras model, a SavedModel, or a float ``.tflite``."""
     import numpy as np
 
-    from ..model import TFLiteModel
     from ..sources import _keras_flavour, classify, load
 
-    if isinstance(reference, TFLiteModel) or (isinstance(reference, (bytes, str, Path)) and (
-            isinstance(reference, bytes) or Path(reference).suffix.lower() in (".tflite", ".lite"))):
-        model = reference if isinstance(reference, TFLiteModel) else _tflite(reference)
+    if _is_tflite(reference):
+        model = float_reference_model(reference)
         _refuse_quantized(model)
         prediction, _ = run_candidate(model.path, data, output)
         return prediction
@@ -173,19 +171,18 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None) -> A
 def float_reference_model(reference: Any) -> Any:
     """The reference as a float ``.tflite`` (converted here when it is a Keras or SavedModel)."""
     from ..conversion import convert
-    from ..model import TFLiteModel
 
-    if isinstance(reference, TFLiteModel):
-        return reference
-    if isinstance(reference, (str, Path)) and Path(reference).suffix.lower() in (".tflite", ".lite"):
-        return TFLiteModel.from_path(reference)
+    if _is_tflite(reference):
+        return convert(reference)  # passed through as it is
     return convert(reference, "float32", sanity=False)
 
 
-def _tflite(value: Any) -> Any:
-    from ..conversion import convert
+def _is_tflite(value: Any) -> bool:
+    from ..model import TFLiteModel
+    from ..sources import TFLITE_SUFFIXES
 
-    return convert(value)
+    return isinstance(value, (TFLiteModel, bytes)) or (
+        isinstance(value, (str, Path)) and Path(value).suffix.lower() in TFLITE_SUFFIXES)
 
 
 def _refuse_quantized(model: Any) -> None:
