@@ -31,18 +31,15 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    import keras
     import numpy as np
     import tensorflow as tf
-    import tf_keras
 
+    from .conftest import keras3_mlp, tf_keras_cnn
+
+    # Converted with TensorFlow's own converter, not the plugin's: the figures under test must
+    # not depend on the code that produces the model.
     directory = tmp_path_factory.mktemp("models")
-    keras.utils.set_random_seed(0)
-    dense = keras.Sequential([
-        keras.Input((8,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(4),
-    ])
+    dense = keras3_mlp()
     float32 = directory / "dense.tflite"
     float32.write_bytes(tf.lite.TFLiteConverter.from_keras_model(dense).convert())
 
@@ -58,14 +55,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         warnings.simplefilter("ignore", UserWarning)
         int8.write_bytes(converter.convert())
 
-    tf_keras.utils.set_random_seed(0)
-    cnn = tf_keras.Sequential([
-        tf_keras.Input((12, 12, 1)),
-        tf_keras.layers.Conv2D(4, 3, activation="relu"),
-        tf_keras.layers.MaxPooling2D(),
-        tf_keras.layers.Flatten(),
-        tf_keras.layers.Dense(10),
-    ])
+    cnn = tf_keras_cnn(filters=4)
     conv = directory / "cnn.tflite"
     conv.write_bytes(tf.lite.TFLiteConverter.from_keras_model(cnn).convert())
     return Built(float32, int8, conv)
