@@ -14,6 +14,7 @@ import pytest
 from pytest_tflite import ConversionError, ModelError, SanityError, convert
 
 from .conftest import keras3_mlp, tf_keras_cnn
+from .flatbuffer_models import run
 
 
 def io_dtypes(path: Path) -> tuple[list[str], list[str]]:
@@ -69,9 +70,14 @@ def test_files_and_saved_models_convert(tmp_path, cnn_samples):
         recipe = "int8" if data is not None else "float32"
         converted = convert(tmp_path / source, recipe, data, output_dir=tmp_path / "out")
         assert converted.source == str(tmp_path / source)
-        assert converted.view.io_details("inputs")[0]["shape"][1:] == (
-            [12, 12, 1] if source.startswith(("k2", "saved")) else [8])
-        assert converted.size_bytes > 0
+        source_model = k2 if source.startswith(("k2", "saved")) else k3
+        sample = (cnn_samples[:1] if source_model is k2
+                  else cnn_samples.reshape(64, -1)[:1, :8])
+        assert converted.view.io_details("inputs")[0]["shape"][1:] == list(sample.shape[1:])
+        if recipe == "float32":  # the file's model, not some other: same outputs as the source
+            got = run(converted.content, sample)[0]
+            np.testing.assert_allclose(got, np.asarray(source_model(sample)), rtol=1e-4,
+                                       atol=1e-5)
     assert keras.__version__.startswith("3")
 
 
