@@ -149,6 +149,17 @@ class TFLitePlugin:
 
     # ------------------------------------------------------------ budgets
 
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> Any:
+        if file_path.suffix != ".toml" or not file_path.is_relative_to(self.budget_dir()):
+            return None
+        from .source_items import BudgetSourceFile, names_a_source
+
+        try:
+            text = file_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return BudgetSourceFile.from_parent(parent, path=file_path) if names_a_source(text) else None
+
     def load_budget(self, path: Path) -> Any:
         if path not in self.budgets:
             from .budget import load

@@ -380,3 +380,28 @@ def test_checking_ready_tflite_files_needs_no_tensorflow(pytester, tiny_tflite):
     """)
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=1)
+
+
+def test_a_budget_file_with_a_source_is_a_test_per_variant(pytester, tiny_tflite):
+    (pytester.path / "models").mkdir()
+    (pytester.path / "models" / "tiny.tflite").write_bytes(tiny_tflite)
+    (pytester.path / "budgets").mkdir()
+    (pytester.path / "budgets" / "tiny.toml").write_text(textwrap.dedent(f"""
+        source = "../models/tiny.tflite"
+        [variants.roomy]
+        size = {{ max = {len(tiny_tflite)} }}
+        [variants.tight]
+        size = {{ max = {len(tiny_tflite) - 1} }}
+    """))
+    (pytester.path / "budgets" / "broken.toml").write_text('source = "x.tflite"\n[variants.a\n')
+    (pytester.path / "budgets" / "plain.toml").write_text("[variants.a]\nsize = { max = 1 }\n")
+    result = pytester.runpytest("budgets", "-p", "no:randomly", "-v")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "*budgets/tiny.toml::roomy PASSED*",
+        "*budgets/tiny.toml::tight FAILED*",
+        "*size.max*+1 B (+*",
+        "*budgets/broken.toml: invalid TOML*",
+    ])
+    assert "plain.toml" not in result.stdout.str()  # no source: not a test
+    assert "Traceback" not in result.stdout.str()

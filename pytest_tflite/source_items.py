@@ -1,0 +1,69 @@
+"""Budget files that name a ``source`` model become tests by themselves, one per variant.
+
+A team that ships a ready ``.tflite`` needs no test code: ``source = "models/digits.tflite"``
+(relative to the budget file) and ``pytest budgets/`` checks every variant section against it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .checker import BudgetChecker
+from .errors import BudgetExceeded, TFLiteError
+
+if TYPE_CHECKING:
+    from .plugin import TFLitePlugin
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+class BudgetSourceFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data = {"source": "?", "variants": {}}  # the item reports the file's real error
+        variants = data.get("variants")
+        names = list(variants) if isinstance(variants, dict) and variants else ["(budget file)"]
+        for name in names:
+            yield BudgetSourceItem.from_parent(self, name=name)
+
+
+class BudgetSourceItem(pytest.Item):
+    """Checks the budget file's ``source`` model against one ``[variants.NAME]`` section."""
+
+    def runtest(self) -> None:
+        from .plugin import PLUGIN_KEY
+
+        plugin: TFLitePlugin = self.config.stash[PLUGIN_KEY]
+        budget = plugin.load_budget(self.path)
+        if budget.source is None:
+            raise TFLiteError(f"{self.path}: no source model to check")
+        checker = BudgetChecker(
+            budget, self.nodeid,
+            lambda name, value: self.user_properties.append((name, value)),
+            plugin.options,
+            lambda title, text: self.add_report_section("call", title, text),
+        )
+        checker.check(budget.source, variant=self.name)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, (BudgetExceeded, TFLiteError)):
+            return str(excinfo.value)  # the table or the named problem; no plugin traceback
+        return super().repr_failure(excinfo)
+
+
+def names_a_source(text: str) -> bool:
+    """Cheap pre-check at collection: only budget files that name a model become tests."""
+    try:
+        return "source" in tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return "source" in text  # a broken file that meant to: its test reports the error
