@@ -8,7 +8,7 @@ Builds 5 Keras 3 models (float32, converted with ``pytest_tflite.convert`` into 
   separable    96x96x3: stem Conv stride 2, 4 DepthwiseConv + 1x1 Conv blocks, GAP, Dense
 
 For each it prints:
-  planned      ``measure_static(TFLiteModel.from_path(p))["planned_arena_bytes"]`` (greedy plan,
+  planned      ``measure_static(TFLiteModel.from_path(p)).planned_arena_bytes`` (greedy plan,
                TFLite Micro rules, 16-byte aligned tensors)
   reference    measured ``arena_bytes`` of ``measure_delegate(p, "reference", ...)`` (span of the
                non-constant tensors' buffers after allocate_tensors, reference kernels)
@@ -106,14 +106,14 @@ def main() -> None:
         for name, keras_model in build_models().items():
             path = pytest_tflite.convert(keras_model, output_dir=Path(scratch)).path
             model = TFLiteModel.from_path(path)
-            planned = measure_static(model)["planned_arena_bytes"]
+            planned = measure_static(model).planned_arena_bytes
             sizes = [p.size for p in planned_arena(model.view).subgraphs[0].placements]
             measured = {}
             for delegate in ("reference", "builtin"):
                 result = measure_delegate(path, delegate, settings)
-                if result["status"] != "ok":
-                    print(f"{name} {delegate}: {result['status']}: {result['reason']}")
-                measured[delegate] = result["arena_bytes"]
+                if result.status != "ok":
+                    print(f"{name} {delegate}: {result.status}: {result.reason}")
+                measured[delegate] = result.arena_bytes
             rows.append((name, planned, measured["reference"], measured["builtin"],
                          sum(sizes), max(sizes, default=0)))
 

@@ -67,9 +67,9 @@ def ours(path: Path) -> tuple[float, float]:
     from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
 
     result = measure_delegate(path, "xnnpack", resolve_settings({"threads": 1}))
-    if result["status"] != "ok":
-        raise SystemExit(f"measure_delegate failed on {path}: {result['reason']}")
-    return result["latency_ms"]["median"], result["latency_ms"]["mean"]
+    if result.status != "ok":
+        raise SystemExit(f"measure_delegate failed on {path}: {result.reason}")
+    return result.latency_ms.median, result.latency_ms.mean
 
 
 def tool(path: Path, scratch: Path) -> tuple[float, float]:

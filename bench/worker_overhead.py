@@ -74,12 +74,12 @@ def main() -> None:
 
         def full() -> None:
             result = measure_delegate(path, "xnnpack", settings)
-            if result["status"] != "ok":
-                raise SystemExit(f"measure_delegate failed: {result['reason']}")
-            if result["latency_ms"]["n"] != 1:
-                raise SystemExit(f"expected 1 timed run, got {result['latency_ms']['n']}")
-            inner["init_ms"].append(result["init_ms"])
-            inner["first_invoke_ms"].append(result["first_invoke_ms"])
+            if result.status != "ok":
+                raise SystemExit(f"measure_delegate failed: {result.reason}")
+            if result.latency_ms.n != 1:
+                raise SystemExit(f"expected 1 timed run, got {result.latency_ms.n}")
+            inner["init_ms"].append(result.init_ms)
+            inner["first_invoke_ms"].append(result.first_invoke_ms)
 
         stages = {
             "python": lambda: child("-c", "pass"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from typing import Any
 
 
 def delegate_list(text: str) -> tuple[str, ...]:
@@ -43,3 +45,16 @@ def percentage(text: str) -> float:
     if not text.strip().endswith("%") or value < 0:
         raise argparse.ArgumentTypeError(f"expected a percentage such as 20%, got {text!r}")
     return value / 100
+
+
+def ini_runtime_settings(values: Mapping[str, object]) -> dict[str, Any]:
+    """The ``tflite_delegates``, ``tflite_threads`` and ``tflite_timeout`` ini values (raw
+    strings, as pytest or the CLI read them) as runtime settings; timeouts in ms, like budgets."""
+    settings: dict[str, Any] = {}
+    if values.get("delegates"):
+        settings["delegates"] = list(delegate_list(str(values["delegates"])))
+    if values.get("threads"):
+        settings["threads"] = positive_int(str(values["threads"]).strip())
+    if values.get("timeout"):
+        settings["timeout"] = positive_float(str(values["timeout"])) * 1000
+    return settings

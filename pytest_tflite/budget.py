@@ -7,12 +7,13 @@ fractions 0..1. Imports neither pytest nor TensorFlow.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -36,6 +37,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 # Delegates the runtime measurement knows; "external:PATH" names a delegate shared library.
 DELEGATES = ("xnnpack", "builtin", "reference", "gpu", "npu")
+ACCELERATORS = ("gpu", "npu")  # LiteRT CompiledModel: whole-model figures only
 SIZE_UNITS = "B, KB, KiB, MB, MiB"
 TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -84,6 +86,14 @@ def _parse_time(value: object) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"a time must be greater than 0, got {value!r}")
     return number
+
+
+def _duration_with_unit(value: object) -> float:
+    """A setting's duration: a bare number is refused, since "300" read as ms surprised users."""
+    if not isinstance(value, str):
+        raise ValueError(f"a duration needs a unit: write \"{value} s\" for seconds (units us, "
+                         f"ms, s), got {value!r}")
+    return _parse_time(value)
 
 
 def _no_bool(value: object) -> object:
@@ -152,6 +162,9 @@ def _or_percent(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 Size = Annotated[int, BeforeValidator(_parse_size), WithJsonSchema(_SIZE_SCHEMA)]
+Duration = Annotated[float, BeforeValidator(_duration_with_unit),
+                     WithJsonSchema({"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|ms|s)\s*$",
+                                     "description": "a time with its unit (us, ms, s)"})]
 Time = Annotated[float, BeforeValidator(_parse_time), WithJsonSchema(_TIME_SCHEMA)]
 Fraction = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_fraction),
                      WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
@@ -182,7 +195,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SizeBudget(Strict):
+def _given(value: object) -> bool:
+    return value is not None and value != [] and value != {}
+
+
+class BudgetTable(Strict):
+    """A table of budgets: an empty one would check nothing, so it is refused."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> BudgetTable:
+        if not any(_given(getattr(self, name)) for name in type(self).model_fields):
+            keys = ", ".join(type(self).model_fields)
+            raise ValueError(f"empty budget table: give at least one of {keys}, or remove it")
+        return self
+
+
+class SizeBudget(BudgetTable):
     max: Size | None = None
     max_gzip: Size | None = None
 
@@ -192,26 +220,38 @@ ERROR_METRICS = ("mae", "mse", "rmse")
 
 class AccuracyBudget(Strict):
     metric: Annotated[str, Field(pattern=r"^(top\d+|mae|mse|rmse|custom)$")] = "top1"
+    # Only a custom metric needs it: the built-in metrics know their direction.
+    direction: Literal["higher", "lower"] | None = None
     min: Number | None = None
     max: Number | None = None
     max_drop: NumberTolerance | None = None
 
     @property
     def higher_is_better(self) -> bool:
+        if self.metric == "custom":
+            return self.direction == "higher"
         return self.metric not in ERROR_METRICS
 
     @model_validator(mode="after")
     def _bound_matches_direction(self) -> AccuracyBudget:
-        if self.metric in ERROR_METRICS and self.min is not None:
-            raise ValueError(f"'{self.metric}' is an error metric (lower is better): use max, not min")
-        if self.metric.startswith("top") and self.max is not None:
-            raise ValueError(f"'{self.metric}' is higher-is-better: use min, not max")
         if self.metric.startswith("top") and int(self.metric[3:]) < 1:
             raise ValueError(f"'{self.metric}' must be top1 or higher")
+        if self.metric == "custom" and self.direction is None:
+            raise ValueError('a custom metric needs direction = "higher" (higher is better, '
+                             'like accuracy) or direction = "lower" (like an error)')
+        if self.metric != "custom" and self.direction is not None:
+            raise ValueError(f"direction applies only to metric = \"custom\"; '{self.metric}' "
+                             f"is {'higher' if self.higher_is_better else 'lower'}-is-better already")
+        if not self.higher_is_better and self.min is not None:
+            raise ValueError(f"'{self.metric}' is lower-is-better: use max, not min")
+        if self.higher_is_better and self.max is not None:
+            raise ValueError(f"'{self.metric}' is higher-is-better: use min, not max")
+        if self.min is None and self.max is None and self.max_drop is None:
+            raise ValueError("an accuracy budget needs a bound: min, max or max_drop")
         return self
 
 
-class FidelityBudget(Strict):
+class FidelityBudget(BudgetTable):
     min_top1_agreement: Fraction | None = None
     min_cosine: Fraction | None = None
     max_abs_error: Annotated[float, BeforeValidator(_non_negative)] | None = None
@@ -222,7 +262,7 @@ class LayerSparsity(Strict):
     min: Fraction
 
 
-class SparsityBudget(Strict):
+class SparsityBudget(BudgetTable):
     min: Fraction | None = None
     pattern: Annotated[str, Field(pattern=r"^\d+:\d+$")] | None = None
     layers: dict[str, LayerSparsity] = Field(default_factory=dict)
@@ -250,10 +290,10 @@ class RuntimeSettings(Strict):
     timing: Runs | None = None
     input_shapes: dict[str, list[PositiveInt]] | None = None
     seed: Annotated[int, BeforeValidator(_no_bool)] | None = None
-    timeout: Time | None = None
+    timeout: Duration | None = None
 
 
-class LatencyBudget(Strict):
+class LatencyBudget(BudgetTable):
     median: Time | None = None
     p90: Time | None = None
     p99: Time | None = None
@@ -262,7 +302,7 @@ class LatencyBudget(Strict):
     first_invoke: Time | None = None
 
 
-class DelegateMemory(Strict):
+class DelegateMemory(BudgetTable):
     arena: Size | None = None
     peak_rss: Size | None = None
 
@@ -281,11 +321,44 @@ class MemoryBudget(BaseModel):
     def delegates(self) -> dict[str, DelegateMemory]:
         return dict(self.__pydantic_extra__ or {})
 
+    @model_validator(mode="after")
+    def _measurable(self) -> MemoryBudget:
+        if self.planned_arena is None and not self.delegates:
+            raise ValueError("empty budget table: give planned_arena or a delegate's "
+                             "{ arena, peak_rss }, or remove it")
+        for name in self.delegates:
+            if name in ACCELERATORS:
+                raise ValueError(f"memory.{name}: {UNMEASURABLE_ON_ACCELERATORS}")
+        return self
 
-class DelegationBudget(Strict):
+
+UNMEASURABLE_ON_ACCELERATORS = (
+    "gpu and npu run as a LiteRT CompiledModel, which shows neither its memory nor its "
+    "partitions; budget their latency, or delegation.min_fraction = 1.0 (fully accelerated)")
+
+
+def _op_names(names: list[str]) -> list[str]:
+    """Builtin op names as the runtime reports them; "CUSTOM" (any custom op) or "CUSTOM:Name"."""
+    if not names:
+        return names
+    from .model import builtin_op_names
+
+    builtin = builtin_op_names()
+    for name in names:
+        if name == "CUSTOM" or (name.startswith("CUSTOM:") and len(name) > len("CUSTOM:")):
+            continue
+        if name not in builtin:
+            near = difflib.get_close_matches(name.upper(), sorted(builtin), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"{name!r} is not a TFLite builtin op{hint} (write \"CUSTOM\" for any "
+                             f"custom op, \"CUSTOM:Name\" for one)")
+    return names
+
+
+class DelegationBudget(BudgetTable):
     min_fraction: Fraction | None = None
     max_partitions: PositiveInt | None = None
-    forbid_fallback: list[str] = Field(default_factory=list)
+    forbid_fallback: Annotated[list[str], AfterValidator(_op_names)] = Field(default_factory=list)
 
 
 class Variant(Strict):
@@ -298,12 +371,35 @@ class Variant(Strict):
     memory: MemoryBudget | None = None
     delegation: dict[Delegate, DelegationBudget] = Field(default_factory=dict)
 
+    @property
+    def has_budgets(self) -> bool:
+        return any(_given(getattr(self, name)) for name in BUDGET_SECTIONS)
+
+    @model_validator(mode="after")
+    def _measurable(self) -> Variant:
+        for name, budget in self.delegation.items():
+            if name not in ACCELERATORS:
+                continue
+            if budget.max_partitions is not None or budget.forbid_fallback:
+                key = "max_partitions" if budget.max_partitions is not None else "forbid_fallback"
+                raise ValueError(f"delegation.{name}.{key}: {UNMEASURABLE_ON_ACCELERATORS}")
+            if budget.min_fraction is not None and budget.min_fraction != 1.0:
+                raise ValueError(
+                    f"delegation.{name}.min_fraction = {budget.min_fraction}: a CompiledModel "
+                    f"reports only whether it accelerated the whole model, so the only "
+                    f"fraction it can judge is 1.0")
+        return self
+
+
+# The tables of a variant that hold budgets (``runtime`` holds settings).
+BUDGET_SECTIONS = ("size", "accuracy", "fidelity", "sparsity", "latency", "memory", "delegation")
+
 
 class Defaults(Strict):
     runtime: RuntimeSettings | None = None
 
 
-class Regression(Strict):
+class Regression(BudgetTable):
     size: SizeTolerance | None = None
     latency: TimeTolerance | None = None
     accuracy: NumberTolerance | None = None
@@ -315,6 +411,16 @@ class BudgetFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     variants: dict[str, Variant] = Field(default_factory=dict)
     regression: Regression | None = None
+
+    @model_validator(mode="after")
+    def _every_variant_checks_something(self) -> BudgetFile:
+        empty = [name for name, variant in self.variants.items() if not variant.has_budgets]
+        if empty and self.regression is None:
+            raise ValueError(
+                f"[variants.{empty[0]}] has no budgets, so it would pass without checking "
+                f"anything: give it at least one of {', '.join(BUDGET_SECTIONS)} (or a "
+                f"[regression] table for the whole file)")
+        return self
 
 
 class Budget:
@@ -369,7 +475,9 @@ def describe_errors(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `tflite-budget schema` lists the keys)"
-        got = "" if error["type"] == "missing" else f" (got {error['input']!r})"
+        # A whole table as "got" is noise: the key path already names it.
+        shown = error["type"] == "missing" or isinstance(error["input"], dict)
+        got = "" if shown else f" (got {error['input']!r})"
         if error["type"] in ("value_error", "extra_forbidden"):
             got = "" if repr(error["input"]) in message else got
         lines.append(f"  {location or '(top level)'}: {message}{got}")

@@ -11,10 +11,13 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .arguments import percentage, positive_float, positive_int
 from .errors import TFLiteError
+
+if TYPE_CHECKING:
+    from .results import Measurement
 
 DEFAULT_DELEGATES = ["xnnpack", "builtin"]
 
@@ -34,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--no-runtime", action="store_true", help="skip runtime budgets")
     check.add_argument("--require-delegates", action="store_true",
                        help="fail budgets on delegates this machine lacks instead of skipping")
+    check.add_argument("--threads", type=positive_int, default=None,
+                       help="interpreter threads (overrides the budget file and the ini file)")
+    check.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                       help="limit per worker run, in seconds (default 300)")
+    check.add_argument("--json", action="store_true", help="print the JSON report entry")
     init = commands.add_parser("init", help="print a starter budget file from a measurement")
     _model_arguments(init)
     init.add_argument("--headroom", default="20%", type=percentage,
@@ -70,7 +78,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="limit per delegate (default 300)")
 
 
-def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -> Measurement:
     from .measure.runtime import measure_delegates
     from .measure.static import measure_static
     from .model import TFLiteModel
@@ -78,7 +86,7 @@ def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -
     model = TFLiteModel.from_path(path)
     measurement = measure_static(model)
     if delegates:
-        measurement["delegates"] = measure_delegates(model.path, delegates, settings)
+        measurement.delegates = measure_delegates(model.path, delegates, settings)
     return measurement
 
 
@@ -94,18 +102,18 @@ def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
                              "timeout": args.timeout * 1000 if args.timeout else None})
 
 
-def _failed_delegates(measurement: dict[str, Any]) -> list[str]:
-    return [f"{name}: {found['reason']}" for name, found in measurement.get("delegates", {}).items()
-            if found["status"] == "error"]
+def _failed_delegates(measurement: Measurement) -> list[str]:
+    return [f"{name}: {found.reason}" for name, found in measurement.delegates.items()
+            if found.status == "error"]
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from .report import measurement_lines
+    from .reports.tables import measurement_lines
 
     measurement = _measure_model(args.model, args.delegates or DEFAULT_DELEGATES,
                                  _cli_settings(args))
     if args.json:
-        print(json.dumps(measurement, indent=2))
+        print(json.dumps(measurement.to_json(), indent=2))
     else:
         print("\n".join(measurement_lines(measurement)))
     failed = _failed_delegates(measurement)
@@ -115,27 +123,76 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from . import check
+    """The fixture's engine on a ready .tflite, with the ini file's settings as pytest reads them."""
+    from . import engine
     from .budget import load
-    from .measure.runtime import resolve_settings
-    from .report import check_table
+    from .model import TFLiteModel
+    from .reports.tables import check_table
 
     budget = load(args.budget)
     name = args.variant or (next(iter(budget.spec.variants)) if len(budget.spec.variants) == 1
                             else "default")
-    variant = budget.variant(name)
-    settings = resolve_settings(*(s.model_dump(exclude_none=True) if s else None
-                                  for s in (budget.spec.defaults.runtime, variant.runtime)))
-    delegates = [] if args.no_runtime else list(dict.fromkeys(
-        [*settings["delegates"], *check.delegates_named(variant)]))
-    measurement = _measure_model(args.model, delegates, settings)
-    results = check.evaluate(
-        measurement, variant, require_delegates=args.require_delegates, without_data="skip",
-        runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None)
-    print("\n".join(check_table(c.to_json() for c in results)))
-    verdict = check.overall(results)
-    print(f"{budget.model} [{name}]: {verdict}")
-    return {"pass": 0, "skip": 0, "fail": 1}.get(verdict, 2)
+    command_line: dict[str, Any] = {}
+    if args.threads:
+        command_line["threads"] = args.threads
+    if args.timeout:
+        command_line["timeout"] = args.timeout * 1000
+    settings = engine.Settings(
+        runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None,
+        require_delegates=args.require_delegates, without_data="skip",
+        ini=_ini_settings(args.budget.resolve().parent), command_line=command_line)
+    entry = engine.run(TFLiteModel.from_path(args.model, variant=name), budget, name, settings,
+                       test=str(args.model))
+    if args.json:
+        print(json.dumps(entry.to_json(), indent=2))
+    else:
+        print("\n".join(check_table(entry.checks)))
+        print(f"{budget.model} [{name}]: {entry.verdict}")
+    return {"pass": 0, "skip": 0, "fail": 1}.get(entry.verdict, 2)
+
+
+INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def _ini_settings(start: Path) -> dict[str, Any]:
+    """The tflite_* ini keys of the pytest configuration file above ``start``, found the way
+    pytest finds it (the first directory upwards with one of ``INI_FILES`` that has a section)."""
+    from .arguments import ini_runtime_settings
+
+    for folder in (start, *start.parents):
+        for name in INI_FILES:
+            values = _pytest_section(folder / name)
+            if values is not None:
+                try:
+                    return ini_runtime_settings({key: values.get(f"tflite_{key}")
+                                                 for key in ("delegates", "threads", "timeout")})
+                except argparse.ArgumentTypeError as exc:
+                    raise TFLiteError(f"{folder / name}: {exc}") from None
+    return {}
+
+
+def _pytest_section(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    if path.suffix == ".toml":
+        import tomllib
+
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TFLiteError(f"{path}: {exc}") from None
+        section = table.get("tool", {}).get("pytest", {}).get("ini_options")
+        return dict(section) if isinstance(section, dict) else None
+    import iniconfig
+
+    try:
+        config = iniconfig.IniConfig(str(path))
+    except iniconfig.ParseError as exc:
+        raise TFLiteError(f"{path}: {exc}") from None
+    for section in ("tool:pytest", "pytest") if path.name == "setup.cfg" else ("pytest",):
+        if section in config:
+            return dict(config[section].items())
+    return {} if path.name in ("pytest.ini", ".pytest.ini") else None
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -150,10 +207,10 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def starter_budget(model: Path, measurement: dict[str, Any], variant: str, factor: float) -> str:
+def starter_budget(model: Path, measurement: Measurement, variant: str, factor: float) -> str:
     """A budget file that the measured model passes with ``factor`` headroom."""
-    size = f'{{ max = {_bytes_up(measurement["size_bytes"] * factor)}, ' \
-           f'max_gzip = {_bytes_up(measurement["gzip_bytes"] * factor)} }}'
+    size = f'{{ max = {_bytes_up(measurement.size_bytes * factor)}, ' \
+           f'max_gzip = {_bytes_up(measurement.gzip_bytes * factor)} }}'
     lines = [
         f"# Budgets for {model.name}, from `tflite-budget init` with {factor - 1:.0%} headroom.",
         f'model = "{model.stem}"',
@@ -162,26 +219,26 @@ def starter_budget(model: Path, measurement: dict[str, Any], variant: str, facto
         f"size = {size}",
         "",
         f"[variants.{variant}.memory]",
-        f"planned_arena = {_bytes_up(measurement['planned_arena_bytes'] * factor)}",
+        f"planned_arena = {_bytes_up(measurement.planned_arena_bytes * factor)}",
     ]
-    for name, found in measurement.get("delegates", {}).items():
-        if found["status"] != "ok":
-            lines += ["", f"# {name}: {found['status']} here ({found['reason'][:120]})"]
+    for name, found in measurement.delegates.items():
+        if found.status != "ok":
+            lines += ["", f"# {name}: {found.status} here ({found.reason[:120]})"]
             continue
         key = f'"{name}"' if ":" in name else name
-        memory = [f"{label} = {_bytes_up(found[field] * factor)}"
-                  for label, field in (("arena", "arena_bytes"), ("peak_rss", "peak_rss_bytes"))
-                  if found.get(field)]
+        memory = [f"{label} = {_bytes_up(value * factor)}"
+                  for label, value in (("arena", found.arena_bytes),
+                                       ("peak_rss", found.peak_rss_bytes)) if value]
         if memory:
             lines += ["", f"[variants.{variant}.memory.{key}]", *memory]
-        latency = found["latency_ms"]
-        lines += ["", f"[variants.{variant}.latency.{key}]",
-                  f'median = "{_ms_up(latency["median"] * factor)}"',
-                  f'p90 = "{_ms_up(latency["p90"] * factor)}"']
-        if found.get("total_nodes") and found.get("partitions"):
-            fraction = math.floor(100 * found["delegated_nodes"] / found["total_nodes"]) / 100
+        if found.latency_ms is not None:
+            lines += ["", f"[variants.{variant}.latency.{key}]",
+                      f'median = "{_ms_up(found.latency_ms.median * factor)}"',
+                      f'p90 = "{_ms_up(found.latency_ms.p90 * factor)}"']
+        if found.total_nodes and found.partitions and found.delegated_nodes is not None:
+            fraction = math.floor(100 * found.delegated_nodes / found.total_nodes) / 100
             lines += ["", f"[variants.{variant}.delegation.{key}]",
-                      f"min_fraction = {fraction}", f"max_partitions = {found['partitions']}"]
+                      f"min_fraction = {fraction}", f"max_partitions = {found.partitions}"]
     return "\n".join(lines)
 
 

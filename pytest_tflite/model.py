@@ -142,6 +142,15 @@ def operator_name(code: int) -> str:
     return _OPERATOR_NAMES.get(code, f"UNKNOWN_{code}")
 
 
+def builtin_op_names() -> frozenset[str]:
+    """TFLite's builtin operator names (``CONV_2D``...), as the runtime reports them."""
+    return frozenset(_schema_names("BuiltinOperator"))
+
+
+def _schema_names(table: str) -> dict[str, int]:
+    return {k: v for k, v in vars(getattr(_schema(), table)).items() if isinstance(v, int)}
+
+
 def dtype_name(code: int) -> str:
     global _TYPE_NAMES
     if _TYPE_NAMES is None:

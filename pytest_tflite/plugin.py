@@ -11,14 +11,18 @@ import json
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .arguments import delegate_list, positive_float, positive_int
+from .arguments import delegate_list, ini_runtime_settings, positive_float, positive_int
 from .cache import CacheStats
-from .checker import ENTRY_PROPERTY, BudgetChecker, RunOptions
+from .checker import ENTRY_PROPERTY, BudgetChecker
 from .errors import BudgetFileError, TFLiteError
+
+if TYPE_CHECKING:
+    from .engine import Settings
+    from .results import Entry
 
 MARKER = "tflite_budget"
 CACHE_PROPERTY = "tflite_cache"
@@ -37,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tflite-no-cache", dest="tflite_no_cache", action="store_true",
                     default=None, help="convert every model afresh instead of using the cache")
     group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
-                    help="show the converter's and XNNPACK's own output (also with -vv)")
+                    help="show the converter's own output, hidden by default (also with -vv)")
     group.addoption("--tflite-delegates", dest="tflite_delegates", type=delegate_list,
                     default=None, metavar="LIST",
                     help="measure only these delegates (comma-separated, e.g. xnnpack,builtin); "
@@ -51,11 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tflite-threads", dest="tflite_threads", type=positive_int, default=None,
                     metavar="N", help="interpreter threads (overrides budget files; default 1)")
     group.addoption("--tflite-timeout", dest="tflite_timeout", type=positive_float, default=None,
-                    metavar="SECONDS", help="time limit per model and delegate (default 300)")
+                    metavar="SECONDS", help="time limit in seconds for each worker run: a "
+                                            "delegate's measurement, an evaluation, a sanity "
+                                            "check (default 300)")
     parser.addini("tflite_delegates", "delegates measured for every checked model, besides "
                   "those its budgets name (comma-separated)", default=None)
     parser.addini("tflite_threads", "interpreter threads (default 1)", default=None)
-    parser.addini("tflite_timeout", "time limit in seconds per model and delegate (default 300)",
+    parser.addini("tflite_timeout", "time limit in seconds for each worker run (default 300)",
                   default=None)
     parser.addini("tflite_budget_dir", "directory of budget files, relative to the ini file "
                   "(default: <rootdir>/budgets)", default=None)
@@ -81,11 +87,11 @@ class TFLitePlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.budgets: dict[Path, Any] = {}
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[Entry] = []
         self.cache_hits = 0
         self.cache_misses = 0
         self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
-        self.options = self.run_options()
+        self.settings = self.run_settings()
 
     # ------------------------------------------------------------ settings
 
@@ -118,18 +124,14 @@ class TFLitePlugin:
             directory = Path(cache.mkdir("tflite")) if cache is not None else default_dir()
         return ConversionCache(directory)
 
-    def run_options(self) -> RunOptions:
+    def run_settings(self) -> Settings:
+        from .engine import Settings
         from .measure.lock import lock_path
 
         config = self.config
-        ini: dict[str, Any] = {}
         try:
-            if config.getini("tflite_delegates"):
-                ini["delegates"] = list(delegate_list(str(config.getini("tflite_delegates"))))
-            if config.getini("tflite_threads"):
-                ini["threads"] = positive_int(str(config.getini("tflite_threads")).strip())
-            if config.getini("tflite_timeout"):
-                ini["timeout"] = positive_float(str(config.getini("tflite_timeout"))) * 1000
+            ini = ini_runtime_settings({name: config.getini(f"tflite_{name}")
+                                        for name in ("delegates", "threads", "timeout")})
         except argparse.ArgumentTypeError as exc:
             raise pytest.UsageError(f"pytest-tflite ini setting: {exc}") from None
         cli: dict[str, Any] = {}
@@ -137,15 +139,21 @@ class TFLitePlugin:
             cli["threads"] = config.getoption("tflite_threads")
         if config.getoption("tflite_timeout"):
             cli["timeout"] = config.getoption("tflite_timeout") * 1000
-        return RunOptions(
+        return Settings(
             runtime_off="runtime measurement off (--tflite-no-runtime)"
             if config.getoption("tflite_no_runtime") else None,
             delegate_filter=config.getoption("tflite_delegates"),
             require_delegates=bool(config.getoption("tflite_require_delegates")),
-            ini_settings=ini,
-            cli_settings=cli,
+            ini=ini,
+            command_line=cli,
             lock_file=lock_path(config.rootpath),
         )
+
+    def timeout_seconds(self) -> float:
+        """The worker limit known before a budget is read (for conversions' sanity runs)."""
+        from .measure.runtime import resolve_settings
+
+        return float(resolve_settings(self.settings.ini, self.settings.command_line)["timeout"]) / 1000
 
     # ------------------------------------------------------------ budgets
 
@@ -199,6 +207,11 @@ class TFLitePlugin:
                     f"{item.nodeid} is marked @pytest.mark.{MARKER} but never checked a model: "
                     f"call tflite_budget.check(model) in the test, or remove the marker"
                 )
+            elif (reason := checker.skip_reason()) is not None:
+                # Nothing was measured against a budget: that is a skip, never a pass.
+                line = item.location[1]
+                report.outcome = "skipped"
+                report.longrepr = (str(item.path), (line or 0) + 1, f"Skipped: {reason}")
         return report
 
     # ------------------------------------------------------------ reports
@@ -208,16 +221,18 @@ class TFLitePlugin:
         # on the controller, so one code path serves both.
         if report.when != "teardown":
             return
+        from .results import Entry
+
         for name, value in report.user_properties:
             if name == ENTRY_PROPERTY:
-                self.entries.append(json.loads(str(value)))
+                self.entries.append(Entry.from_json(json.loads(str(value))))
             elif name == CACHE_PROPERTY:
                 counts = json.loads(str(value))
                 self.cache_hits += counts["hits"]
                 self.cache_misses += counts["misses"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from .report import summary_lines
+        from .reports.tables import summary_lines
 
         lines = summary_lines(self.entries, self.cache_hits, self.cache_misses)
         if not lines:
@@ -232,7 +247,7 @@ class TFLitePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         report_path = self.config.getoption("tflite_report")
         if report_path and not hasattr(self.config, "workerinput"):
-            from .report import write_json
+            from .reports.document import write_json
 
             write_json(Path(self.config.invocation_params.dir) / report_path, self.entries)
 
@@ -250,7 +265,7 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
     plugin = request.config.stash[PLUGIN_KEY]
     checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid,
                             lambda name, value: item.user_properties.append((name, value)),
-                            plugin.options,
+                            plugin.settings,
                             lambda title, text: item.add_report_section("call", title, text))
     item.stash[CHECKER_KEY] = checker
     return checker
@@ -264,7 +279,7 @@ def _heavy_work(plugin: TFLitePlugin) -> Iterator[None]:
     from .measure.lock import shared
 
     try:
-        with shared(plugin.options.lock_file):
+        with shared(plugin.settings.lock_file):
             yield
     except TFLiteError as exc:
         raise type(exc)(str(exc)).with_traceback(None) from None
@@ -296,6 +311,7 @@ def tflite_convert(
         from .conversion import convert as run_conversion
 
         with _heavy_work(plugin):
+            kwargs.setdefault("timeout", plugin.timeout_seconds())
             return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
                                   output_dir=output_dir, quiet=not plugin.verbose, **kwargs)
 

@@ -49,10 +49,13 @@ class BudgetSourceItem(pytest.Item):
         checker = BudgetChecker(
             budget, self.nodeid,
             lambda name, value: self.user_properties.append((name, value)),
-            plugin.options,
+            plugin.settings,
             lambda title, text: self.add_report_section("call", title, text),
         )
         checker.check(budget.source, variant=self.name)
+        reason = checker.skip_reason()
+        if reason is not None:
+            pytest.skip(reason)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:

@@ -410,17 +410,17 @@ def test_measure_static_reports_the_planned_arena(tmp_path: Path, keras_model: P
     path = tmp_path / "while.tflite"
     path.write_bytes(while_model())
     measurement = measure_static(TFLiteModel.from_path(path))
-    assert measurement["planned_arena_bytes"] == 320
+    assert measurement.planned_arena_bytes == 320
     assert [(s["index"], s["name"], s["operators"], s["tensors"], s["planned_arena_bytes"])
-            for s in measurement["subgraphs"]] == [
+            for s in measurement.subgraphs] == [
         (0, "main", 1, 4, 128), (1, "cond", 1, 4, 80), (2, "body", 2, 6, 112)]
     assert json.loads(json.dumps(measurement)) == measurement
     for key in ("size_bytes", "gzip_bytes", "ops", "inputs", "outputs"):
         assert key in measurement
 
     keras = measure_static(TFLiteModel.from_path(keras_model))
-    assert keras["planned_arena_bytes"] == keras["subgraphs"][0]["planned_arena_bytes"] > 0
-    assert type(keras["planned_arena_bytes"]) is int
+    assert keras.planned_arena_bytes == keras.subgraphs[0]["planned_arena_bytes"] > 0
+    assert type(keras.planned_arena_bytes) is int
 
 
 def test_measure_static_reports_bad_references_as_model_errors(tmp_path: Path) -> None:

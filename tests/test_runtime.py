@@ -24,6 +24,7 @@ import pytest
 from pytest_tflite.measure import lock
 from pytest_tflite.measure import runtime as runtime_module
 from pytest_tflite.measure.runtime import measure_delegate, measure_delegates, resolve_settings
+from pytest_tflite.results import DelegateResult
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model, chain_model, run
 
@@ -44,8 +45,8 @@ def write(folder: Path, name: str, content: bytes) -> Path:
     return path
 
 
-def ok(result: dict[str, Any]) -> dict[str, Any]:
-    assert result["status"] == "ok", result["reason"]
+def ok(result: DelegateResult) -> DelegateResult:
+    assert result.status == "ok", result.reason
     return result
 
 
@@ -135,21 +136,21 @@ def test_resolve_settings_layers_override_in_order_and_none_falls_through():
 
 def test_reference_kernels_are_several_times_slower_than_builtin(conv_results):
     # Optimized (im2col + GEMM) against naive loops: ~10x here (2.8 vs 0.28 ms).
-    reference = ok(conv_results["reference"])["latency_ms"]
-    builtin = ok(conv_results["builtin"])["latency_ms"]
-    assert builtin["median"] >= 0.1  # big enough that the ratio is not timer noise
-    assert reference["median"] > 3 * builtin["median"], (reference, builtin)
-    assert reference["min"] > 3 * builtin["min"], (reference, builtin)
+    reference = ok(conv_results["reference"]).latency_ms
+    builtin = ok(conv_results["builtin"]).latency_ms
+    assert builtin.median >= 0.1  # big enough that the ratio is not timer noise
+    assert reference.median > 3 * builtin.median, (reference, builtin)
+    assert reference.min > 3 * builtin.min, (reference, builtin)
 
 
 def test_latency_statistics_are_consistent(conv_results):
     for name, result in conv_results.items():
-        latency = ok(result)["latency_ms"]
-        assert latency["n"] >= 30, name
-        assert 0 < latency["min"] <= latency["median"] <= latency["p90"] <= latency["p99"], name
-        assert latency["min"] <= latency["mean"] and latency["std"] >= 0, name
-        assert result["threads"] == 1
-        assert result["init_ms"] > 0 and result["first_invoke_ms"] > 0, name
+        latency = ok(result).latency_ms
+        assert latency.n >= 30, name
+        assert 0 < latency.min <= latency.median <= latency.p90 <= latency.p99, name
+        assert latency.min <= latency.mean and latency.std >= 0, name
+        assert result.threads == 1
+        assert result.init_ms > 0 and result.first_invoke_ms > 0, name
 
 
 def test_cpu_time_against_wall_time(conv_results):
@@ -157,15 +158,15 @@ def test_cpu_time_against_wall_time(conv_results):
     # It counts every thread of the worker: under the reference kernels a second thread of the
     # runtime was seen adding ~14% (cpu/wall 1.14 in-process), so the bound leaves room for it.
     reference = ok(conv_results["reference"])
-    latency = reference["latency_ms"]
-    assert latency["min"] >= 1.0
-    assert reference["cpu_ms"] <= latency["mean"] * 1.5
-    assert reference["cpu_ms"] >= latency["min"] / 3
+    latency = reference.latency_ms
+    assert latency.min >= 1.0
+    assert reference.cpu_ms <= latency.mean * 1.5
+    assert reference.cpu_ms >= latency.min / 3
     # CPU time does not suffer from a noisy neighbour: the kernels' gap shows there as well.
-    assert reference["cpu_ms"] > 3 * ok(conv_results["builtin"])["cpu_ms"]
+    assert reference.cpu_ms > 3 * ok(conv_results["builtin"]).cpu_ms
     # The first invoke runs cold (XNNPACK also finishes its setup there).
     for name, result in conv_results.items():
-        assert result["first_invoke_ms"] >= 0.9 * result["latency_ms"]["min"], name
+        assert result.first_invoke_ms >= 0.9 * result.latency_ms.min, name
 
 
 def test_arena_of_a_chain_is_the_hand_planned_value(tmp_path):
@@ -183,10 +184,10 @@ def test_arena_of_a_chain_is_the_hand_planned_value(tmp_path):
     expected = 2 * aligned(400) + 400
     assert expected == 1296
     for delegate in ("reference", "builtin"):
-        assert ok(measure_delegate(path, delegate, QUICK))["arena_bytes"] == expected, delegate
+        assert ok(measure_delegate(path, delegate, QUICK)).arena_bytes == expected, delegate
     # Three tensors of 10 floats, none reusable (x0 and x2 live to the end): 64 + 64 + 40.
     short = write(tmp_path, "chain3", chain_model([10] * 3))
-    assert ok(measure_delegate(short, "reference", QUICK))["arena_bytes"] == 168
+    assert ok(measure_delegate(short, "reference", QUICK)).arena_bytes == 168
 
 
 def test_conv_arena_reference_is_the_peak_live_set_and_builtin_adds_scratch(conv_model,
@@ -216,12 +217,12 @@ def test_conv_arena_reference_is_the_peak_live_set_and_builtin_adds_scratch(conv
     peak = max(sum(aligned(activations[t]) for t in activations if first[t] <= node <= last[t])
                for node in range(len(wiring)))
     assert peak == 12288 + 57600 + 100352 == 170240
-    reference = ok(conv_results["reference"])["arena_bytes"]
+    reference = ok(conv_results["reference"]).arena_bytes
     assert reference == peak  # the planner packs this chain with no hole
     assert max(activations.values()) < reference < total
     # The optimized conv kernel adds an im2col buffer (28*28 * 3*3*16 floats = 451584 bytes for
     # the second conv): the arena exceeds the sum of every activation.
-    builtin = ok(conv_results["builtin"])["arena_bytes"]
+    builtin = ok(conv_results["builtin"]).arena_bytes
     assert builtin > total == 220480
     assert builtin >= peak + 451584
 
@@ -229,13 +230,13 @@ def test_conv_arena_reference_is_the_peak_live_set_and_builtin_adds_scratch(conv
 def test_plain_conv_is_delegated_whole_under_xnnpack(conv_model, conv_results):
     ops, _ = main_ops(conv_model.read_bytes())
     xnnpack = ok(conv_results["xnnpack"])
-    assert (xnnpack["delegated_nodes"], xnnpack["total_nodes"], xnnpack["partitions"]) == (5, 5, 1)
-    assert xnnpack["fallback_ops"] == {}
+    assert (xnnpack.delegated_nodes, xnnpack.total_nodes, xnnpack.partitions) == (5, 5, 1)
+    assert xnnpack.fallback_ops == {}
     # Without a delegate every op falls back to the CPU kernels: exactly the model's ops.
     for delegate in ("builtin", "reference"):
         found = ok(conv_results[delegate])
-        assert (found["delegated_nodes"], found["total_nodes"], found["partitions"]) == (0, 5, 0)
-        assert found["fallback_ops"] == ops
+        assert (found.delegated_nodes, found.total_nodes, found.partitions) == (0, 5, 0)
+        assert found.fallback_ops == ops
 
 
 def unary_chain(kinds: list[str], shape: tuple[int, ...] = (1, 8)) -> bytes:
@@ -251,17 +252,17 @@ def test_an_op_xnnpack_refuses_splits_the_model(tmp_path):
     assert run(content, [[-2, -1, 0, 1, 2, 3, -3, 0.5]])[0].tolist() == [[0, 0, 0, 1, 1, 1, 0, 1]]
     path = write(tmp_path, "sign", content)
     xnnpack = ok(measure_delegate(path, "xnnpack", QUICK))
-    assert (xnnpack["delegated_nodes"], xnnpack["total_nodes"], xnnpack["partitions"]) == (2, 3, 2)
-    assert xnnpack["fallback_ops"] == {"SIGN": 1}
+    assert (xnnpack.delegated_nodes, xnnpack.total_nodes, xnnpack.partitions) == (2, 3, 2)
+    assert xnnpack.fallback_ops == {"SIGN": 1}
     builtin = ok(measure_delegate(path, "builtin", QUICK))
-    assert (builtin["delegated_nodes"], builtin["partitions"]) == (0, 0)
-    assert builtin["fallback_ops"] == {"RELU": 2, "SIGN": 1}
+    assert (builtin.delegated_nodes, builtin.partitions) == (0, 0)
+    assert builtin.fallback_ops == {"RELU": 2, "SIGN": 1}
     # Seven ops, two of them SIGN: {RELU, TANH} | SIGN | {LOGISTIC, RELU} | SIGN | {RELU}.
     longer = write(tmp_path, "sign2", unary_chain(
         ["RELU", "TANH", "SIGN", "LOGISTIC", "RELU", "SIGN", "RELU"]))
     found = ok(measure_delegate(longer, "xnnpack", QUICK))
-    assert (found["delegated_nodes"], found["total_nodes"], found["partitions"]) == (5, 7, 3)
-    assert found["fallback_ops"] == {"SIGN": 2}
+    assert (found.delegated_nodes, found.total_nodes, found.partitions) == (5, 7, 3)
+    assert found.fallback_ops == {"SIGN": 2}
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -275,25 +276,25 @@ def test_peak_rss_holds_a_large_arena(tmp_path):
     path = write(tmp_path, "big", chain_model([4 * 2**20] * 4))
     results = measure_delegates(path, ["builtin", "xnnpack"], QUICK)
     builtin, xnnpack = ok(results["builtin"]), ok(results["xnnpack"])
-    assert builtin["arena_bytes"] == 3 * mib16
-    assert xnnpack["arena_bytes"] == 2 * mib16
+    assert builtin.arena_bytes == 3 * mib16
+    assert xnnpack.arena_bytes == 2 * mib16
     # Every byte of the arena was written (inputs set, outputs computed): it is resident.
-    assert builtin["peak_rss_bytes"] >= builtin["arena_bytes"]
-    assert xnnpack["peak_rss_bytes"] >= xnnpack["arena_bytes"]
+    assert builtin.peak_rss_bytes >= builtin.arena_bytes
+    assert xnnpack.peak_rss_bytes >= xnnpack.arena_bytes
     # A RELU over 16 MiB takes milliseconds; the first invoke also faults the output pages in
     # (and XNNPACK finishes its setup there): ~20 ms against ~1-3 ms in steady state.
-    assert builtin["latency_ms"]["median"] > 0.5
+    assert builtin.latency_ms.median > 0.5
     for found in (builtin, xnnpack):
-        assert found["first_invoke_ms"] >= found["latency_ms"]["median"]
+        assert found.first_invoke_ms >= found.latency_ms.median
 
 
 def test_peak_rss_of_a_tiny_model_is_not_the_runtime_library(tmp_path):
     path = write(tmp_path, "tiny", chain_model([16, 16]))
     found = ok(measure_delegate(path, "builtin", QUICK))
-    assert found["arena_bytes"] == 128
+    assert found.arena_bytes == 128
     # The worker loads the runtime on a one-op model before taking its baseline; counting the
     # library's ~9 MB of code and one-time set-up here read 16-18 MB for this 64-byte model.
-    assert found["peak_rss_bytes"] < 10 * 2**20
+    assert found.peak_rss_bytes < 10 * 2**20
 
 
 # --- statuses ----------------------------------------------------------------------------------
@@ -307,9 +308,9 @@ def test_custom_op_is_unsupported_and_named(tmp_path):
     path = write(tmp_path, "custom", content)
     for delegate in ("xnnpack", "builtin", "reference"):
         found = measure_delegate(path, delegate, QUICK)
-        assert found["status"] == "unsupported", found
-        assert "MyOp" in found["reason"]
-        assert found["latency_ms"] is None and found["arena_bytes"] is None
+        assert found.status == "unsupported", found
+        assert "MyOp" in found.reason
+        assert found.latency_ms is None and found.arena_bytes is None
 
 
 def test_converter_custom_op_is_unsupported_and_named(tmp_path):
@@ -324,8 +325,8 @@ def test_converter_custom_op_is_unsupported_and_named(tmp_path):
     content = converter.convert()
     assert main_ops(content)[0] == {"CUSTOM": 1, "ADD": 1}
     found = measure_delegate(write(tmp_path, "bessel", content), "builtin", QUICK)
-    assert found["status"] == "unsupported", found
-    assert "BesselI0e" in found["reason"]
+    assert found.status == "unsupported", found
+    assert "BesselI0e" in found.reason
 
 
 def _has_gpu_device() -> bool:
@@ -335,16 +336,16 @@ def _has_gpu_device() -> bool:
 def test_missing_gpu_and_missing_library_are_unavailable_in_the_loaders_words(tmp_path):
     path = write(tmp_path, "relu", chain_model([4, 4]))
     gpu = measure_delegate(path, "gpu", QUICK)
-    if gpu["status"] != "unavailable" and _has_gpu_device():
-        pytest.skip(f"this machine has a GPU (gpu: {gpu['status']})")
-    assert gpu["status"] == "unavailable", gpu
+    if gpu.status != "unavailable" and _has_gpu_device():
+        pytest.skip(f"this machine has a GPU (gpu: {gpu.status})")
+    assert gpu.status == "unavailable", gpu
     # The words come from native stderr (LiteRT's loader), not from the package.
-    assert any(word in gpu["reason"] for word in ("Vulkan", "WebGPU", "adapter", "OpenCL")), gpu
-    assert gpu["latency_ms"] is None
+    assert any(word in gpu.reason for word in ("Vulkan", "WebGPU", "adapter", "OpenCL")), gpu
+    assert gpu.latency_ms is None
     missing = measure_delegate(path, "external:/nonexistent.so", QUICK)
-    assert missing["status"] == "unavailable", missing
-    assert "/nonexistent.so" in missing["reason"]
-    assert "cannot open shared object file" in missing["reason"]
+    assert missing.status == "unavailable", missing
+    assert "/nonexistent.so" in missing.reason
+    assert "cannot open shared object file" in missing.reason
 
 
 # --- a worker that crashes, hangs or talks nonsense ---------------------------------------------
@@ -366,10 +367,10 @@ def test_a_segfaulting_worker_is_an_error_naming_the_signal(tmp_path, monkeypatc
     """)
     monkeypatch.setattr(sys, "executable", str(script))
     found = measure_delegate(path, "builtin", QUICK)
-    assert found["status"] == "error"
-    assert "crashed" in found["reason"] and "SIGSEGV" in found["reason"]
-    assert "about to crash" in found["reason"]  # the native stderr's last words
-    assert found["latency_ms"] is None and found["threads"] == 1
+    assert found.status == "error"
+    assert "crashed" in found.reason and "SIGSEGV" in found.reason
+    assert "about to crash" in found.reason  # the native stderr's last words
+    assert found.latency_ms is None and found.threads == 1
 
 
 def test_an_aborting_worker_names_sigabrt(tmp_path, monkeypatch):
@@ -379,7 +380,7 @@ def test_an_aborting_worker_names_sigabrt(tmp_path, monkeypatch):
         os.abort()
     """)))
     found = measure_delegate(path, "xnnpack", QUICK)
-    assert found["status"] == "error" and "SIGABRT" in found["reason"], found
+    assert found.status == "error" and "SIGABRT" in found.reason, found
 
 
 def test_a_hanging_worker_times_out(tmp_path, monkeypatch):
@@ -391,8 +392,8 @@ def test_a_hanging_worker_times_out(tmp_path, monkeypatch):
     start = time.monotonic()
     found = measure_delegate(path, "builtin", resolve_settings(QUICK, {"timeout": 1000}))
     assert time.monotonic() - start < 10
-    assert found["status"] == "error"
-    assert "timed out after 1 s" in found["reason"], found
+    assert found.status == "error"
+    assert "timed out after 1 s" in found.reason, found
 
 
 def test_a_worker_that_exits_without_a_result_is_an_error(tmp_path, monkeypatch):
@@ -405,9 +406,9 @@ def test_a_worker_that_exits_without_a_result_is_an_error(tmp_path, monkeypatch)
         sys.exit(3)
     """)))
     found = measure_delegate(path, "builtin", QUICK)
-    assert found["status"] == "error"
-    assert "worker exited 3" in found["reason"] and "the real trouble" in found["reason"]
-    assert "chatter" not in found["reason"]
+    assert found.status == "error"
+    assert "worker exited 3" in found.reason and "the real trouble" in found.reason
+    assert "chatter" not in found.reason
 
 
 # --- models as they come from other projects -------------------------------------------------
@@ -444,7 +445,7 @@ def test_tf_while_loop_model_with_three_subgraphs(tmp_path):
     path = write(tmp_path, "while", content)
     for delegate in ("builtin", "xnnpack"):
         found = ok(measure_delegate(path, delegate, QUICK))
-        assert (found["total_nodes"], found["fallback_ops"]) == (1, {"WHILE": 1}), delegate
+        assert (found.total_nodes, found.fallback_ops) == (1, {"WHILE": 1}), delegate
 
 
 def while_model(hidden: int) -> bytes:
@@ -474,7 +475,7 @@ def test_hand_built_while_model_runs(tmp_path):
     count, _ = run(content, [0.0], np.ones((1, 4)))
     assert count.tolist() == [3.0]
     found = ok(measure_delegate(write(tmp_path, "while", content), "builtin", QUICK))
-    assert found["fallback_ops"] == {"WHILE": 1}
+    assert found.fallback_ops == {"WHILE": 1}
 
 
 def test_while_body_arena_is_planned_but_released_after_each_run(tmp_path):
@@ -486,8 +487,8 @@ def test_while_body_arena_is_planned_but_released_after_each_run(tmp_path):
     path = write(tmp_path, "while", while_model(hidden=4096))
     found = ok(measure_delegate(path, "reference", QUICK))
     planned = measure_static(TFLiteModel.from_path(path))
-    assert planned["subgraphs"][2]["planned_arena_bytes"] >= 4096 * 4
-    assert planned["planned_arena_bytes"] >= 4096 * 4 > found["arena_bytes"]
+    assert planned.subgraphs[2]["planned_arena_bytes"] >= 4096 * 4
+    assert planned.planned_arena_bytes >= 4096 * 4 > found.arena_bytes
 
 
 def test_call_once_model_runs(tmp_path):
@@ -501,11 +502,11 @@ def test_call_once_model_runs(tmp_path):
     assert run(content, [-1, 0, 1, 2])[0].tolist() == [0, 0, 1, 2]
     path = write(tmp_path, "call_once", content)
     builtin = ok(measure_delegate(path, "builtin", QUICK))
-    assert builtin["fallback_ops"] == {"CALL_ONCE": 1, "RELU": 1}
-    assert builtin["arena_bytes"] == 64 + 16  # x, then y after it
+    assert builtin.fallback_ops == {"CALL_ONCE": 1, "RELU": 1}
+    assert builtin.arena_bytes == 64 + 16  # x, then y after it
     xnnpack = ok(measure_delegate(path, "xnnpack", QUICK))
-    assert (xnnpack["delegated_nodes"], xnnpack["total_nodes"]) == (1, 2)
-    assert xnnpack["fallback_ops"] == {"CALL_ONCE": 1}
+    assert (xnnpack.delegated_nodes, xnnpack.total_nodes) == (1, 2)
+    assert xnnpack.fallback_ops == {"CALL_ONCE": 1}
 
 
 @pytest.fixture(scope="module")
@@ -536,13 +537,13 @@ def test_resource_variable_model_measures(tmp_path, variables_model):
         path = write(tmp_path, "v" * length, variables_model)
         for delegate in ("reference", "builtin"):
             found = ok(measure_delegate(path, delegate, QUICK))
-            assert found["fallback_ops"] == ops and found["total_nodes"] == 7
+            assert found.fallback_ops == ops and found.total_nodes == 7
 
 
 def test_xnnpack_coverage_counts_side_effect_nodes(tmp_path, variables_model):
     found = ok(measure_delegate(write(tmp_path, "variables", variables_model), "xnnpack", QUICK))
-    assert (found["delegated_nodes"], found["total_nodes"], found["partitions"]) == (6, 7, 1)
-    assert found["fallback_ops"] == {"CALL_ONCE": 1}
+    assert (found.delegated_nodes, found.total_nodes, found.partitions) == (6, 7, 1)
+    assert found.fallback_ops == {"CALL_ONCE": 1}
 
 
 @pytest.fixture(scope="module")
@@ -568,33 +569,33 @@ def test_integer_input_models_from_recipes(tmp_path, dense_model, recipe, dtype)
     assert [d["dtype"] for d in _input_details(model.content)] == [dtype]
     results = measure_delegates(Path(model.path), ["builtin", "xnnpack"], QUICK)
     builtin = ok(results["builtin"])
-    assert builtin["fallback_ops"] == {"FULLY_CONNECTED": 2}
+    assert builtin.fallback_ops == {"FULLY_CONNECTED": 2}
     # input 64, hidden 64, output 8 elements of 1 or 2 bytes, each 64-aligned; the last one
     # ends the span: 64 + 64 + 8 (int8) or 128 + 128 + 16 (int16).
     size = np.dtype(dtype).itemsize
-    assert builtin["arena_bytes"] == 2 * aligned(64 * size) + 8 * size
+    assert builtin.arena_bytes == 2 * aligned(64 * size) + 8 * size
     xnnpack = ok(results["xnnpack"])
     # XNNPACK runs int8 fully connected layers, not the int16x8 ones.
     expected = (2, 2) if recipe == "int8" else (0, 2)
-    assert (xnnpack["delegated_nodes"], xnnpack["total_nodes"]) == expected
+    assert (xnnpack.delegated_nodes, xnnpack.total_nodes) == expected
 
 
 def test_uint8_and_float16_inputs(tmp_path):
     uint8 = chain_model([16, 16, 16], op="TANH", dtype="uint8", scale=0.05)
     assert [d["dtype"] for d in _input_details(uint8)] == [np.uint8]
     found = ok(measure_delegate(write(tmp_path, "uint8", uint8), "builtin", QUICK))
-    assert found["arena_bytes"] == 64 + 64 + 16
-    assert found["fallback_ops"] == {"TANH": 2}
+    assert found.arena_bytes == 64 + 64 + 16
+    assert found.fallback_ops == {"TANH": 2}
     half = build_model([Subgraph(
         [Tensor("h", [1, 8], dtype="float16"), Tensor("f", [1, 8]), Tensor("y", [1, 8])],
         [Op("DEQUANTIZE", [0], [1]), Op("RELU", [1], [2])], inputs=[0], outputs=[2])])
     assert [d["dtype"] for d in _input_details(half)] == [np.float16]
     path = write(tmp_path, "float16", half)
     builtin = ok(measure_delegate(path, "builtin", QUICK))
-    assert builtin["arena_bytes"] == 64 + 64 + 32
+    assert builtin.arena_bytes == 64 + 64 + 32
     xnnpack = ok(measure_delegate(path, "xnnpack", QUICK))
     # XNNPACK takes the RELU; DEQUANTIZE of a non-constant float16 input stays on CPU.
-    assert xnnpack["fallback_ops"] == {"DEQUANTIZE": 1} and xnnpack["delegated_nodes"] == 1
+    assert xnnpack.fallback_ops == {"DEQUANTIZE": 1} and xnnpack.delegated_nodes == 1
 
 
 def test_several_inputs_outputs_and_signatures(tmp_path):
@@ -624,8 +625,8 @@ def test_several_inputs_outputs_and_signatures(tmp_path):
     path = write(tmp_path, "signatures", content)
     for delegate in ("builtin", "xnnpack"):
         found = ok(measure_delegate(path, delegate, QUICK))
-        assert found["total_nodes"] == 4, delegate  # SUM, SUM, ADD, CONCATENATION
-    assert ok(measure_delegate(path, "xnnpack", QUICK))["delegated_nodes"] == 4
+        assert found.total_nodes == 4, delegate  # SUM, SUM, ADD, CONCATENATION
+    assert ok(measure_delegate(path, "xnnpack", QUICK)).delegated_nodes == 4
 
 
 def _relu_times_two(shape: list[int | None], signature: bool = False) -> bytes:
@@ -645,7 +646,7 @@ def test_dynamic_batch_runs_at_batch_one(tmp_path):
     assert _input_details(content)[0]["shape_signature"].tolist() == [-1, 8]
     # x [1, 8] (32 bytes) at 0, relu at 64, x*2 reuses nothing (relu alive): 64 + 64 + 32.
     found = ok(measure_delegate(write(tmp_path, "dynbatch", content), "builtin", QUICK))
-    assert found["arena_bytes"] == 160
+    assert found.arena_bytes == 160
 
 
 @pytest.mark.parametrize("signature", [False, True], ids=["plain", "signature"])
@@ -655,13 +656,13 @@ def test_dynamic_inner_dimension_needs_input_shapes(tmp_path, signature):
     assert name == ("serving_default_x:0" if signature else "x")
     path = write(tmp_path, "dynlen", content)
     found = measure_delegate(path, "builtin", QUICK)
-    assert found["status"] == "error"
-    assert f"'{name}'" in found["reason"] and "runtime.input_shapes" in found["reason"]
+    assert found.status == "error"
+    assert f"'{name}'" in found.reason and "runtime.input_shapes" in found.reason
     # With a shape, by the name users write ("x" also answers for "serving_default_x:0"):
     # [1, 100] floats are 400 bytes, 448 aligned: x, relu, x*2 take 448 + 448 + 400.
     shaped = resolve_settings(QUICK, {"input_shapes": {"x": [1, 100]}})
     for delegate in ("builtin", "reference"):
-        assert ok(measure_delegate(path, delegate, shaped))["arena_bytes"] == 1296
+        assert ok(measure_delegate(path, delegate, shaped)).arena_bytes == 1296
 
 
 def test_sparse_weights_with_densify(tmp_path, dense_model):
@@ -675,13 +676,13 @@ def test_sparse_weights_with_densify(tmp_path, dense_model):
     path = write(tmp_path, "sparse", content)
     results = measure_delegates(path, ["builtin", "xnnpack"], QUICK)
     builtin = ok(results["builtin"])
-    assert builtin["fallback_ops"] == ops
+    assert builtin.fallback_ops == ops
     # DENSIFY writes the dense kernels (64x64 and 64x8 floats) into non-constant tensors:
     # they sit in the arena next to the 64 + 64 + 8 float activations.
-    assert builtin["arena_bytes"] == 64 * 64 * 4 + 64 * 8 * 4 + 256 + 256 + 32
+    assert builtin.arena_bytes == 64 * 64 * 4 + 64 * 8 * 4 + 256 + 256 + 32
     # DESIGN.md warns XNNPACK may refuse DENSIFY; this version takes all four nodes.
     xnnpack = ok(results["xnnpack"])
-    assert (xnnpack["delegated_nodes"], xnnpack["total_nodes"], xnnpack["partitions"]) == (4, 4, 1)
+    assert (xnnpack.delegated_nodes, xnnpack.total_nodes, xnnpack.partitions) == (4, 4, 1)
 
 
 # --- the reader-writer lock across processes ---------------------------------------------------
@@ -737,4 +738,4 @@ def test_measure_delegate_waits_for_shared_holders(tmp_path):
     found = ok(measure_delegate(path, "builtin", QUICK, lock_file=lock_file))
     finished = time.time()
     assert finished >= _released_at(reader)
-    assert found["arena_bytes"] == 64 + 16
+    assert found.arena_bytes == 64 + 16

@@ -456,6 +456,6 @@ def test_measure_static_carries_sparsity(converted: Converted, tmp_path: Any) ->
     path = tmp_path / "model.tflite"
     path.write_bytes(converted.views["int8"].content)
     measurement = measure_static(TFLiteModel.from_path(path))
-    assert measurement["sparsity"] == (216 + 200) / (360 + 800)
-    assert [layer["name"] for layer in measurement["sparsity_layers"]] == ["conv2d", "dense"]
-    assert json.loads(json.dumps(measurement)) == measurement
+    assert measurement.sparsity == (216 + 200) / (360 + 800)
+    assert [layer["name"] for layer in measurement.sparsity_layers] == ["conv2d", "dense"]
+    assert json.loads(json.dumps(measurement.to_json())) == measurement.to_json()

@@ -1,4 +1,4 @@
-"""Static measurement of real small models, bad model files, check.evaluate and the CLI."""
+"""Static measurement of real small models, bad model files, verdicts.judge and the CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pytest_tflite import check, cli
+from pytest_tflite import cli, verdicts
+from pytest_tflite.results import Measurement, overall
 from pytest_tflite.budget import load
 from pytest_tflite.errors import ModelError
 from pytest_tflite.measure.static import gzip_size, measure_static
@@ -78,10 +79,10 @@ def test_size_and_gzip_are_the_file_figures(built: Built) -> None:
     for path in model_paths(built):
         content = path.read_bytes()
         measurement = measure_static(TFLiteModel.from_path(path))
-        assert measurement["size_bytes"] == os.path.getsize(path)
-        assert measurement["gzip_bytes"] == len(gzip.compress(content, 9, mtime=0))
-        assert 0 < measurement["gzip_bytes"] < measurement["size_bytes"] + 64
-        assert gzip_size(content) == measurement["gzip_bytes"]
+        assert measurement.size_bytes == os.path.getsize(path)
+        assert measurement.gzip_bytes == len(gzip.compress(content, 9, mtime=0))
+        assert 0 < measurement.gzip_bytes < measurement.size_bytes + 64
+        assert gzip_size(content) == measurement.gzip_bytes
 
 
 def test_measurement_of_the_dense_model(built: Built) -> None:
@@ -90,28 +91,30 @@ def test_measurement_of_the_dense_model(built: Built) -> None:
     assert model.variant == "default"
     assert TFLiteModel.from_path(built.float32, variant="int8").variant == "int8"
     measurement = measure_static(model)
-    assert measurement["ops"] == {"FULLY_CONNECTED": 2}
-    assert len(measurement["subgraphs"]) == 1
-    subgraph = measurement["subgraphs"][0]
+    assert measurement.ops == {"FULLY_CONNECTED": 2}
+    assert len(measurement.subgraphs) == 1
+    subgraph = measurement.subgraphs[0]
     assert subgraph["index"] == 0
     assert subgraph["operators"] == 2
     assert subgraph["tensors"] == len(interpreter(built.float32).get_tensor_details())
-    assert measurement["inputs"][0]["shape"] == [1, 8]
-    assert measurement["inputs"][0]["shape_signature"] == [-1, 8]
-    assert measurement["outputs"][0]["shape"] == [1, 4]
-    assert measurement["inputs"][0]["dtype"] == "float32"
-    assert measurement["inputs"][0]["scale"] is None
-    assert measurement["inputs"][0]["zero_point"] is None
+    assert measurement.inputs[0]["shape"] == [1, 8]
+    assert measurement.inputs[0]["shape_signature"] == [-1, 8]
+    assert measurement.outputs[0]["shape"] == [1, 4]
+    assert measurement.inputs[0]["dtype"] == "float32"
+    assert measurement.inputs[0]["scale"] is None
+    assert measurement.inputs[0]["zero_point"] is None
 
 
 def test_measurement_is_plain_json(built: Built) -> None:
     for path in model_paths(built):
         measurement = measure_static(TFLiteModel.from_path(path))
-        assert json.loads(json.dumps(measurement)) == measurement
+        document = measurement.to_json()
+        assert json.loads(json.dumps(document)) == document
+        assert Measurement.from_json(document) == measurement  # the report reads it back typed
 
 
 def test_conv_model_ops(built: Built) -> None:
-    ops = measure_static(TFLiteModel.from_path(built.conv))["ops"]
+    ops = measure_static(TFLiteModel.from_path(built.conv)).ops
     assert ops["CONV_2D"] == 1
     assert ops["MAX_POOL_2D"] == 1
     assert ops["FULLY_CONNECTED"] == 1
@@ -122,8 +125,8 @@ def test_ops_match_the_interpreter(built: Built) -> None:
         measurement = measure_static(TFLiteModel.from_path(path))
         it = interpreter(path)
         expected = Counter(op["op_name"] for op in it._get_ops_details())
-        assert measurement["ops"] == dict(expected), path.name
-        assert sum(s["operators"] for s in measurement["subgraphs"]) == sum(expected.values())
+        assert measurement.ops == dict(expected), path.name
+        assert sum(s["operators"] for s in measurement.subgraphs) == sum(expected.values())
 
 
 def _io_matches(view_details: list[dict[str, Any]], details: list[dict[str, Any]]) -> None:
@@ -148,18 +151,18 @@ def test_io_matches_the_interpreter(built: Built) -> None:
     for path in model_paths(built):
         measurement = measure_static(TFLiteModel.from_path(path))
         it = interpreter(path)
-        _io_matches(measurement["inputs"], it.get_input_details())
-        _io_matches(measurement["outputs"], it.get_output_details())
+        _io_matches(measurement.inputs, it.get_input_details())
+        _io_matches(measurement.outputs, it.get_output_details())
 
 
 def test_int8_io_quantization(built: Built) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.int8))
-    (inp,) = measurement["inputs"]
-    (out,) = measurement["outputs"]
+    (inp,) = measurement.inputs
+    (out,) = measurement.outputs
     assert inp["dtype"] == out["dtype"] == "int8"
     assert inp["scale"] > 0 and out["scale"] > 0
     assert -128 <= inp["zero_point"] <= 127
-    assert measurement["size_bytes"] < os.path.getsize(built.float32) * 2
+    assert measurement.size_bytes < os.path.getsize(built.float32) * 2
 
 
 def test_view_of_bytes_without_a_path(built: Built) -> None:
@@ -245,7 +248,7 @@ def test_measure_static_validates_models_built_in_memory(tmp_path: Path) -> None
         measure_static(model)
 
 
-# --- check.evaluate ----------------------------------------------------------------------------
+# --- verdicts.judge ------------------------------------------------------------------------------
 
 
 def _variant(tmp_path: Path, text: str, name: str = "v") -> Any:
@@ -256,35 +259,35 @@ def _variant(tmp_path: Path, text: str, name: str = "v") -> Any:
 
 def test_size_within_and_over_budget(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
-    size, gz = measurement["size_bytes"], measurement["gzip_bytes"]
+    size, gz = measurement.size_bytes, measurement.gzip_bytes
 
     within = _variant(tmp_path, f"[variants.v]\nsize = {{ max = {size}, max_gzip = {gz} }}\n")
-    checks = check.evaluate(measurement, within)
+    checks = verdicts.judge(measurement, within)
     assert [(c.metric, c.measured, c.budget, c.verdict, c.unit) for c in checks] == [
         ("size.max", size, size, "pass", "bytes"),
         ("size.max_gzip", gz, gz, "pass", "bytes"),
     ]
-    assert check.overall(checks) == "pass"
+    assert overall(checks) == "pass"
 
     over = _variant(tmp_path, f"[variants.v]\nsize = {{ max = {size - 1}, max_gzip = {gz} }}\n")
-    checks = check.evaluate(measurement, over)
+    checks = verdicts.judge(measurement, over)
     assert [(c.metric, c.measured, c.budget, c.verdict) for c in checks] == [
         ("size.max", size, size - 1, "fail"),
         ("size.max_gzip", gz, gz, "pass"),
     ]
-    assert check.overall(checks) == "fail"
+    assert overall(checks) == "fail"
     assert checks[0].to_json()["verdict"] == "fail"
     assert json.loads(json.dumps(checks[0].to_json()))["measured"] == size
 
 
 def test_size_with_units(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
-    assert measurement["size_bytes"] < 1024 * 1024
+    assert measurement.size_bytes < 1024 * 1024
     mib = _variant(tmp_path, '[variants.v]\nsize = { max = "1 MiB" }\n')
-    checks = check.evaluate(measurement, mib)
+    checks = verdicts.judge(measurement, mib)
     assert [(c.metric, c.budget, c.verdict) for c in checks] == [("size.max", 1048576, "pass")]
     kb = _variant(tmp_path, '[variants.v]\nsize = { max = "1 KB" }\n')
-    checks = check.evaluate(measurement, kb)
+    checks = verdicts.judge(measurement, kb)
     assert [(c.metric, c.budget, c.verdict) for c in checks] == [("size.max", 1000, "fail")]
 
 
@@ -292,27 +295,25 @@ def test_accuracy_budget_without_data_is_an_error_not_a_silent_pass(built: Built
     measurement = measure_static(TFLiteModel.from_path(built.float32))
     variant = _variant(tmp_path, '[variants.v]\nsize = { max = "1 MiB" }\n'
                                  '[variants.v.accuracy]\nmetric = "top1"\nmin = 0.9\n')
-    checks = check.evaluate(measurement, variant)
+    checks = verdicts.judge(measurement, variant)
     by_metric = {c.metric: c for c in checks}
     assert by_metric["size.max"].verdict == "pass"
     assert by_metric["accuracy.min"].verdict == "error"
     assert "needs eval_data" in by_metric["accuracy.min"].reason
-    assert check.overall(checks) == "error"
+    assert overall(checks) == "error"
 
 
 def test_runtime_budgets_without_runtime_are_skipped_not_passed(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
     variant = _variant(tmp_path, '[variants.v.latency.xnnpack]\nmedian = "1 ms"\n')
-    checks = check.evaluate(measurement, variant, runtime_off="runtime measurement off")
+    checks = verdicts.judge(measurement, variant, context=verdicts.Context(runtime_off="runtime measurement off"))
     assert [(c.metric, c.verdict, c.reason) for c in checks] == [
         ("latency.xnnpack.median", "skip", "runtime measurement off")]
-    assert check.overall(checks) == "skip"
+    assert overall(checks) == "skip"
 
 
-def test_empty_variant_has_no_checks(built: Built, tmp_path: Path) -> None:
-    measurement = measure_static(TFLiteModel.from_path(built.float32))
-    checks = check.evaluate(measurement, _variant(tmp_path, "[variants.v]\n"))
-    assert checks == []
+def test_nothing_judged_is_a_skip_never_a_pass() -> None:
+    assert overall([]) == "skip"
 
 
 # --- the CLI -----------------------------------------------------------------------------------

@@ -68,14 +68,14 @@ def time_invokes(invoke: Callable[[], None], warmup: Runs, timing: Runs) -> dict
     before = time.perf_counter_ns()
     invoke()
     first_invoke_ms = (time.perf_counter_ns() - before) / 1e6
-    if warmup.min_runs or warmup.min_seconds:
-        _repeat(invoke, warmup)
+    warmup_runs = len(_repeat(invoke, warmup)) if warmup.min_runs or warmup.min_seconds else 0
     cpu_before = time.process_time()
     durations = _repeat(invoke, Runs(max(timing.min_runs, 1), timing.min_seconds))
     cpu_ms = (time.process_time() - cpu_before) * 1000 / len(durations)
     values = np.asarray(durations)
     return {
         "first_invoke_ms": first_invoke_ms,
+        "warmup_runs": warmup_runs,
         "cpu_ms": cpu_ms,
         "latency_ms": {
             "median": float(np.median(values)),

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..results import DelegateResult
 from . import lock
 from .isolated import WorkerFailed, call_worker
 
@@ -27,9 +28,6 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "timeout": DEFAULT_TIMEOUT_S * 1000,  # milliseconds, like every time in a budget file
 }
-RESULT_KEYS = ("status", "reason", "threads", "latency_ms", "init_ms", "first_invoke_ms", "cpu_ms",
-               "arena_bytes", "peak_rss_bytes", "delegated_nodes", "total_nodes", "partitions",
-               "fallback_ops")
 
 
 def resolve_settings(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -49,7 +47,7 @@ def resolve_settings(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 def measure_delegate(
     model_path: Path, delegate: str, settings: Mapping[str, Any], *, lock_file: Path | None = None,
     sample_path: Path | None = None,
-) -> dict[str, Any]:
+) -> DelegateResult:
     """The JSON contract's ``delegates[NAME]`` for one delegate, whatever happens to the worker.
 
     ``sample_path``: an ``.npz`` of ``input_0``, ``input_1``... to run instead of random data.
@@ -65,17 +63,16 @@ def measure_delegate(
         except WorkerFailed as exc:
             hint = (" (set runtime.timeout or --tflite-timeout to allow longer)"
                     if exc.reason.startswith("timed out") else "")
-            return _result("error", exc.reason + hint, settings)
-    return {key: found.get(key) for key in RESULT_KEYS} | {
-        "threads": found.get("threads") or settings.get("threads"),
-        "reason": found.get("reason") or "",
-    }
+            return DelegateResult("error", exc.reason + hint, threads=settings.get("threads"))
+    result = DelegateResult.from_json(found)
+    result.threads = result.threads or settings.get("threads")
+    return result
 
 
 def measure_delegates(
     model_path: Path, delegates: Iterable[str], settings: Mapping[str, Any], *,
     lock_file: Path | None = None, sample: Any = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, DelegateResult]:
     """Each delegate in turn; ``sample`` (an array, or one per input) replaces random inputs."""
     if sample is None:
         return {d: measure_delegate(model_path, d, settings, lock_file=lock_file)
@@ -89,9 +86,3 @@ def measure_delegates(
         np.savez(sample_path, **named)
         return {d: measure_delegate(model_path, d, settings, lock_file=lock_file,
                                     sample_path=sample_path) for d in delegates}
-
-
-def _result(status: str, reason: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: None for key in RESULT_KEYS} | {
-        "status": status, "reason": reason, "threads": settings.get("threads"),
-    }

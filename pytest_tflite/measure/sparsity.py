@@ -49,6 +49,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..model import FlatbufferView, TensorInfo
+from ..results import PatternLayer, SparsityPattern
 
 # Operator -> the inputs that may hold its weights.
 WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
@@ -358,13 +359,13 @@ def pattern_violations(zeros: Any, n: int, m: int, axis: int = -1) -> tuple[int,
     return int((counts > n).sum()), int(counts.size)
 
 
-def check_pattern(view: FlatbufferView, n: int, m: int) -> dict[str, Any]:
+def check_pattern(view: FlatbufferView, n: int, m: int) -> SparsityPattern:
     """The N:M pattern over every weight: totals, each checked layer's groups, the names of the
     layers that break it, and the layers skipped with the reason (JSON builtins only)."""
-    layers: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
+    layers: list[PatternLayer] = []
+    skipped: list[PatternLayer] = []
     for weight in weight_tensors(view):
-        entry = {"name": weight.layer, "tensor": weight.tensor.name}
+        entry: PatternLayer = {"name": weight.layer, "tensor": weight.tensor.name}
         rank = len(weight.tensor.shape)
         axis = weight.input_axis
         if axis is None or rank == 0 or not -rank <= axis < rank:
@@ -378,9 +379,10 @@ def check_pattern(view: FlatbufferView, n: int, m: int) -> dict[str, Any]:
                        "violating_groups": violating})
     return {
         "pattern": f"{n}:{m}",
-        "groups": sum(layer["groups"] for layer in layers),
-        "violating_groups": sum(layer["violating_groups"] for layer in layers),
-        "violating_layers": [layer["name"] for layer in layers if layer["violating_groups"]],
+        "groups": sum(layer.get("groups", 0) for layer in layers),
+        "violating_groups": sum(layer.get("violating_groups", 0) for layer in layers),
+        "violating_layers": [layer.get("name", "") for layer in layers
+                             if layer.get("violating_groups")],
         "layers": layers,
         "skipped": skipped,
     }

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any
+from typing import cast
 
 from ..model import TFLiteModel
+from ..results import LayerSparsity, Measurement, Subgraph, TensorSpec
 from .planner import planned_arena
 from .sparsity import measure_sparsity
 
@@ -15,7 +16,7 @@ def gzip_size(content: bytes) -> int:
     return len(gzip.compress(content, compresslevel=9, mtime=0))
 
 
-def measure_static(model: TFLiteModel) -> dict[str, Any]:
+def measure_static(model: TFLiteModel) -> Measurement:
     """Size, gzip size, ops, subgraphs, planned arena, I/O and weight sparsity of a model, in the
     JSON contract's keys. ``planned_arena_bytes`` is the model's total (subgraph 0 and the
     subgraphs it calls); each subgraph also carries its own plan, counted in the total or not."""
@@ -23,16 +24,18 @@ def measure_static(model: TFLiteModel) -> dict[str, Any]:
     summary = model.view.summary()
     arena = planned_arena(model.view)
     subgraphs = [
-        {**entry, "planned_arena_bytes": arena.subgraphs[entry["index"]].bytes}
+        cast(Subgraph, {**entry, "planned_arena_bytes": arena.subgraphs[entry["index"]].bytes})
         for entry in summary["subgraphs"]
     ]
-    return {
-        "size_bytes": model.size_bytes,
-        "gzip_bytes": gzip_size(model.content),
-        "ops": summary["ops"],
-        "subgraphs": subgraphs,
-        "planned_arena_bytes": arena.bytes,
-        "inputs": summary["inputs"],
-        "outputs": summary["outputs"],
-        **measure_sparsity(model.view),
-    }
+    sparsity = measure_sparsity(model.view)
+    return Measurement(
+        size_bytes=model.size_bytes,
+        gzip_bytes=gzip_size(model.content),
+        ops=summary["ops"],
+        subgraphs=subgraphs,
+        planned_arena_bytes=arena.bytes,
+        inputs=cast(list[TensorSpec], summary["inputs"]),
+        outputs=cast(list[TensorSpec], summary["outputs"]),
+        sparsity=sparsity["sparsity"],
+        sparsity_layers=cast(list[LayerSparsity], sparsity["sparsity_layers"]),
+    )

@@ -1,0 +1,155 @@
+"""The one engine: (model, variant budget, settings, data, reference) -> a judged Entry.
+
+The ``tflite_budget`` fixture, ``tflite-budget check`` and budget-file items all call ``run``;
+none of them measures or judges on its own. No pytest and no TensorFlow at import time: a Keras
+or SavedModel reference loads TensorFlow only when it is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .budget import Budget, RuntimeSettings, Variant
+from .model import TFLiteModel
+from .results import Accuracy, Entry, Fidelity, Measurement, Verdict
+from .verdicts import Context, delegates_named, judge
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings from the command line and ini file; budget files add their own."""
+
+    runtime_off: str | None = None  # why runtime budgets are skipped, e.g. --tflite-no-runtime
+    delegate_filter: tuple[str, ...] | None = None  # --tflite-delegates limits what is measured
+    require_delegates: bool = False
+    without_data: Verdict = "error"  # accuracy budgets with no data: error in tests, skip in the CLI
+    ini: Mapping[str, Any] = field(default_factory=dict)  # runtime settings, lowest precedence
+    command_line: Mapping[str, Any] = field(default_factory=dict)  # highest precedence
+    lock_file: Path | None = None
+
+    @property
+    def context(self) -> Context:
+        return Context(self.runtime_off, self.require_delegates, self.without_data)
+
+
+@dataclass
+class Evaluation:
+    """What a test gives to judge quality: data, the float reference, the metric, the output."""
+
+    data: Any = None
+    reference: Any = None
+    metric: Callable[[Any, Any], float] | None = None
+    output: str | int | None = None
+
+
+def runtime_settings(budget: Budget, variant: Variant, settings: Settings) -> dict[str, Any]:
+    """command line > the variant's [runtime] > [defaults.runtime] > ini > built-in defaults."""
+    from .measure.runtime import resolve_settings
+
+    return resolve_settings(settings.ini, _layer(budget.spec.defaults.runtime),
+                            _layer(variant.runtime), settings.command_line)
+
+
+def timeout_seconds(runtime: Mapping[str, Any]) -> float:
+    return float(runtime["timeout"]) / 1000
+
+
+def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Settings, *,
+        test: str = "", evaluation: Evaluation | None = None, sample: Any = None) -> Entry:
+    """Measure ``model`` as the variant's budgets ask, and judge every key."""
+    variant = budget.variant(variant_name)
+    measurement = measure(model, budget, variant, settings, evaluation=evaluation, sample=sample)
+    checks = judge(measurement, variant, budget.spec.regression, settings.context)
+    return Entry(test, budget.model, variant_name, model.recipe, measurement, checks)
+
+
+def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Settings, *,
+            evaluation: Evaluation | None = None, sample: Any = None) -> Measurement:
+    from .measure.static import measure_static
+
+    runtime = runtime_settings(budget, variant, settings)
+    measurement = measure_static(model)
+    if variant.sparsity is not None and variant.sparsity.pattern is not None:
+        from .measure.sparsity import check_pattern
+
+        n, m = (int(part) for part in variant.sparsity.pattern.split(":"))
+        measurement.sparsity_pattern = check_pattern(model.view, n, m)
+    if evaluation is not None and evaluation.data is not None:
+        evaluate(model, variant, measurement, evaluation, settings, timeout_seconds(runtime))
+    wanted = list(dict.fromkeys([*runtime["delegates"], *delegates_named(variant)]))
+    if settings.delegate_filter is not None:
+        wanted = [d for d in wanted if d in settings.delegate_filter]
+    if wanted and not settings.runtime_off:
+        from .measure.runtime import measure_delegates
+
+        measurement.delegates = measure_delegates(model.path, wanted, runtime,
+                                                  lock_file=settings.lock_file, sample=sample)
+    return measurement
+
+
+def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
+             evaluation: Evaluation, settings: Settings, timeout: float) -> None:
+    """Accuracy (with labels) and fidelity (with a reference), from one pass over the data."""
+    from .measure import accuracy
+    from .measure.lock import shared
+
+    prepared = accuracy.eval_data(evaluation.data)
+    with shared(settings.lock_file):
+        candidate, batched = accuracy.run_candidate(model.path, prepared, evaluation.output,
+                                                    timeout=timeout)
+        expected = (accuracy.run_reference(evaluation.reference, prepared, evaluation.output,
+                                           timeout=timeout)
+                    if evaluation.reference is not None else None)
+    budget = variant.accuracy
+    if budget is not None:
+        name, higher = budget.metric, budget.higher_is_better
+    elif callable(evaluation.metric):
+        raise accuracy.EvaluationError(
+            "check(metric=...) was given but the variant has no accuracy budget: add "
+            "accuracy = { metric = \"custom\", direction = \"higher\" | \"lower\", ... }")
+    else:
+        name, higher = "top1", True
+    if prepared.labels is not None:
+        found = accuracy.score(name, prepared.labels, candidate, evaluation.metric)
+        base = (accuracy.score(name, prepared.labels, expected, evaluation.metric)
+                if expected is not None else None)
+        measurement.accuracy = Accuracy(
+            metric=name, candidate=found, reference=base,
+            drop=accuracy.drop(name, found, base, higher) if base is not None else None,
+            samples=prepared.samples, batched=batched)
+    if expected is not None:
+        measurement.fidelity = Fidelity(**accuracy.fidelity(candidate, expected))
+
+
+def explains_quality(entry: Entry) -> bool:
+    """Whether a failed accuracy or fidelity budget makes the per-layer error worth showing."""
+    return any(c.verdict == "fail" and c.metric.startswith(("accuracy", "fidelity"))
+               for c in entry.checks)
+
+
+def layer_errors(model: TFLiteModel, reference: Any, data: Any,
+                 timeout: float) -> list[dict[str, Any]]:
+    """Per quantized activation of the candidate, its error against the float reference."""
+    from .measure import accuracy
+    from .measure.isolated import layer_errors as run_layers
+
+    prepared = accuracy.eval_data(data)
+    float_model = accuracy.float_reference_model(reference)
+    return run_layers(model.path, float_model.path, prepared.inputs, prepared.names,
+                      timeout=timeout)
+
+
+def as_model(value: Any, variant: str | None = None) -> TFLiteModel:
+    """What ``check`` accepts besides a TFLiteModel: a ``.tflite`` path or bytes."""
+    if isinstance(value, TFLiteModel):
+        return value
+    from .conversion import convert
+
+    return convert(value, variant=variant)
+
+
+def _layer(settings: RuntimeSettings | None) -> dict[str, Any]:
+    return settings.model_dump(exclude_none=True) if settings is not None else {}

@@ -1,0 +1,149 @@
+"""Tables for people: the failure table, the terminal summary, the CLI's measurement table.
+
+They read typed results, so the pytest plugin and the CLI print the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..results import Check, Entry, Measurement
+from ..units import format_bytes, format_ms, format_percent
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return f"{format_bytes(value)} ({int(value)} B)" if value >= 1024 else format_bytes(value)
+    if unit == "ms":
+        return format_ms(value)
+    return f"{value:.4g}"
+
+
+def _difference(value: float, unit: str) -> str:
+    # Exact bytes: "over by" is what the user has to shave off.
+    if unit == "bytes":
+        return f"{int(value):+,} B"
+    return f"+{format_ms(value)}" if unit == "ms" else f"{value:+.4g}"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [list(r) for r in rows]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return lines
+
+
+CHECK_HEADER = ["metric", "measured", "budget", "over by / reason", "verdict"]
+LONG_REASON = 48  # longer reasons go below the table as numbered notes
+
+
+def check_table(checks: Iterable[Check]) -> list[str]:
+    """The checks as a table; long reasons (a loader's error, say) as notes under it."""
+    rows, notes = [], []
+    for check in checks:
+        measured, budget = check.measured, check.budget
+        note = check.reason
+        if check.verdict == "fail" and measured is not None and budget:
+            note = f"{_difference(measured - budget, check.unit)} " \
+                   f"({format_percent((measured - budget) / budget)})" + (f"; {note}" if note else "")
+        if len(note) > LONG_REASON:
+            notes.append(note)
+            note = f"see [{len(notes)}]"
+        rows.append([check.metric, format_value(measured, check.unit),
+                     format_value(budget, check.unit), note, check.verdict])
+    lines = table(CHECK_HEADER, rows)
+    if notes:
+        lines += ["", *(f"[{n}] {text}" for n, text in enumerate(notes, 1))]
+    return lines
+
+
+def failure_message(entry: Entry, budget_path: str) -> str:
+    """The assertion message of a test whose model broke its budget."""
+    bad = [c for c in entry.checks if c.verdict in ("fail", "error")]
+    lines = [
+        f"{entry.model} [{entry.variant}] broke {len(bad)} of {len(entry.checks)} "
+        f"budget(s) in {budget_path}:",
+        "",
+        *check_table(entry.checks),
+    ]
+    return "\n".join(lines)
+
+
+def _accuracy_cell(entry: Entry) -> str:
+    found = entry.measurement.accuracy
+    if found is None:
+        return "-"
+    text = f"{found.metric} {found.candidate:.4g}"
+    return text + (f" (drop {found.drop:+.4f})" if found.drop is not None else "")
+
+
+def _latency_cell(entry: Entry) -> str:
+    cells = []
+    for name, found in entry.measurement.delegates.items():
+        cells.append(f"{name} {format_ms(found.latency_ms.median)}" if found.latency_ms
+                     else f"{name} {found.status}")
+    return ", ".join(cells) or "-"
+
+
+def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]:
+    lines: list[str] = []
+    if entries:
+        rows = [[e.model, e.variant, format_bytes(e.measurement.size_bytes),
+                 format_bytes(e.measurement.gzip_bytes), _accuracy_cell(e), _latency_cell(e),
+                 e.verdict]
+                for e in entries]
+        lines += table(["model", "variant", "size", "gzip", "accuracy", "median latency",
+                        "verdict"], rows)
+    if hits or misses:
+        lines.append(f"conversion cache: {hits} hit(s), {misses} miss(es)")
+    return lines
+
+
+def measurement_lines(measurement: Measurement) -> list[str]:
+    """``tflite-budget measure``: the static figures, then one row per delegate."""
+    lines = table(["metric", "value"], [
+        ["size", format_value(measurement.size_bytes, "bytes")],
+        ["gzip", format_value(measurement.gzip_bytes, "bytes")],
+        ["planned arena", format_value(measurement.planned_arena_bytes, "bytes")],
+        ["ops", ", ".join(f"{k} x{v}" for k, v in measurement.ops.items())],
+        ["subgraphs", str(len(measurement.subgraphs))],
+    ])
+    delegates = measurement.delegates
+    if delegates:
+        rows = []
+        for name, found in delegates.items():
+            latency = found.latency_ms
+            coverage = (f"{found.delegated_nodes}/{found.total_nodes} in {found.partitions}"
+                        if found.total_nodes is not None else
+                        "all" if found.fully_accelerated else
+                        "partial" if found.fully_accelerated is False else "-")
+            rows.append([name, found.status, format_ms(latency.median if latency else None),
+                         format_ms(latency.p90 if latency else None), format_ms(found.init_ms),
+                         format_ms(found.first_invoke_ms), format_ms(found.cpu_ms),
+                         format_bytes(found.arena_bytes), format_bytes(found.peak_rss_bytes),
+                         coverage])
+        lines += ["", *table(["delegate", "status", "median", "p90", "init", "first", "cpu",
+                              "arena", "peak rss", "delegated"], rows)]
+        lines += [f"{name}: {found.reason}" for name, found in delegates.items()
+                  if found.status != "ok" and found.reason]
+    return lines
+
+
+def layer_table(rows: list[dict[str, Any]], limit: int = 10) -> list[str]:
+    """Per-layer quantization error, worst (relative RMSE) first."""
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    shown = [[row["tensor"][:60], number(row["relative_rmse"]), number(row["rmse"]),
+              number(row["max_abs_error"]), number(row["scale"]), number(row["rmse_over_scale"])]
+             for row in rows[:limit]]
+    lines = table(["tensor", "rmse / rms(ref)", "rmse", "max abs error", "scale", "rmse / scale"],
+                  shown)
+    if len(rows) > limit:
+        lines.append(f"... and {len(rows) - limit} more")
+    return lines

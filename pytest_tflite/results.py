@@ -1,0 +1,210 @@
+"""Typed results: what a measured and judged model variant is, and its JSON form.
+
+Every report (the failure table, the terminal summary, the JSON file, JUnit properties) reads
+these types; the JSON contract of ``../README.md`` ("Reports") is ``Entry.to_json()``. Values are
+in base units: bytes, milliseconds, fractions 0..1. Imports neither pytest nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+Verdict = Literal["pass", "fail", "skip", "error"]
+DelegateStatus = Literal["ok", "unsupported", "unavailable", "error"]
+VERDICT_ORDER: tuple[Verdict, ...] = ("error", "fail", "pass", "skip")  # worst first
+
+
+class Subgraph(TypedDict):
+    index: int
+    name: str
+    operators: int
+    tensors: int
+    planned_arena_bytes: int
+
+
+class TensorSpec(TypedDict):
+    name: str
+    shape: list[int]
+    shape_signature: list[int]
+    dtype: str
+    scale: float | None
+    zero_point: int | None
+
+
+class LayerSparsity(TypedDict):
+    name: str
+    tensor: str
+    dtype: str
+    elements: int
+    zeros: int
+    sparsity: float
+    format: str
+
+
+class PatternLayer(TypedDict, total=False):
+    name: str
+    tensor: str
+    axis: int
+    groups: int
+    violating_groups: int
+    reason: str
+
+
+class SparsityPattern(TypedDict):
+    pattern: str
+    groups: int
+    violating_groups: int
+    violating_layers: list[str]
+    layers: list[PatternLayer]
+    skipped: list[PatternLayer]
+
+
+@dataclass
+class Latency:
+    median: float
+    p90: float
+    p99: float
+    min: float
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass
+class DelegateResult:
+    """One delegate's runtime figures; ``None`` where this delegate cannot show a figure."""
+
+    status: DelegateStatus
+    reason: str = ""
+    threads: int | None = None
+    inputs: str | None = None  # what was fed: "random (seed N)" or "sample"
+    latency_ms: Latency | None = None
+    warmup_runs: int | None = None
+    init_ms: float | None = None
+    first_invoke_ms: float | None = None
+    cpu_ms: float | None = None
+    arena_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    delegated_nodes: int | None = None
+    total_nodes: int | None = None
+    partitions: int | None = None
+    fallback_ops: dict[str, int] | None = None
+    fully_accelerated: bool | None = None  # gpu and npu (LiteRT CompiledModel) only
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DelegateResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("latency_ms") is not None:
+            values["latency_ms"] = Latency(**values["latency_ms"])
+        values["reason"] = values.get("reason") or ""
+        return cls(**values)
+
+
+@dataclass
+class Accuracy:
+    metric: str
+    candidate: float
+    reference: float | None
+    drop: float | None  # positive = worse than the reference, whatever the metric's direction
+    samples: int
+    batched: bool
+
+
+@dataclass
+class Fidelity:
+    top1_agreement: float | None
+    cosine: float
+    max_abs_error: float
+    snr_db: float
+
+
+@dataclass
+class Measurement:
+    """Everything measured of one model: static figures, then runtime and quality."""
+
+    size_bytes: int
+    gzip_bytes: int
+    ops: dict[str, int]
+    subgraphs: list[Subgraph]
+    planned_arena_bytes: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    sparsity: float
+    sparsity_layers: list[LayerSparsity]
+    sparsity_pattern: SparsityPattern | None = None
+    delegates: dict[str, DelegateResult] = field(default_factory=dict)
+    accuracy: Accuracy | None = None
+    fidelity: Fidelity | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Measurement:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["delegates"] = {name: DelegateResult.from_json(found)
+                               for name, found in (values.get("delegates") or {}).items()}
+        if values.get("accuracy") is not None:
+            values["accuracy"] = Accuracy(**values["accuracy"])
+        if values.get("fidelity") is not None:
+            values["fidelity"] = Fidelity(**values["fidelity"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One budget key judged: ``metric`` is its key path, e.g. ``latency.xnnpack.median``."""
+
+    metric: str
+    measured: float | None
+    budget: float | None
+    verdict: Verdict
+    unit: str = ""  # "bytes" | "ms" | "" (fractions, counts)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def overall(checks: list[Check]) -> Verdict:
+    """The worst verdict; all-skip (or nothing checked) is ``skip``, never ``pass``."""
+    verdicts = {c.verdict for c in checks}
+    for verdict in VERDICT_ORDER:
+        if verdict in verdicts:
+            return verdict
+    return "skip"
+
+
+@dataclass
+class Entry:
+    """One checked model variant: what the report's ``entries`` hold (flattened in JSON)."""
+
+    test: str
+    model: str
+    variant: str
+    recipe: str
+    measurement: Measurement
+    checks: list[Check]
+
+    @property
+    def verdict(self) -> Verdict:
+        return overall(self.checks)
+
+    def skip_reasons(self) -> list[str]:
+        return list(dict.fromkeys(f"{c.metric}: {c.reason}" for c in self.checks
+                                  if c.verdict == "skip"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"test": self.test, "model": self.model, "variant": self.variant,
+                "recipe": self.recipe, **self.measurement.to_json(),
+                "checks": [c.to_json() for c in self.checks], "verdict": self.verdict}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Entry:
+        return cls(data["test"], data["model"], data["variant"], data["recipe"],
+                   Measurement.from_json(data),
+                   [Check(**check) for check in data.get("checks", [])])

@@ -1,0 +1,293 @@
+"""Pure verdicts: (measurement, variant budget, regression) -> one Check per budget key.
+
+No I/O, no pytest, no TensorFlow. Every key a budget file can hold is judged here against a
+measured value, or reported as ``skip``/``error`` with the reason it could not be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .budget import AccuracyBudget, DelegationBudget, Regression, Variant
+from .results import Accuracy, Check, DelegateResult, Fidelity, Measurement, Verdict
+
+LATENCY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
+    "median": lambda d: d.latency_ms.median if d.latency_ms else None,
+    "p90": lambda d: d.latency_ms.p90 if d.latency_ms else None,
+    "p99": lambda d: d.latency_ms.p99 if d.latency_ms else None,
+    "cpu": lambda d: d.cpu_ms,
+    "init": lambda d: d.init_ms,
+    "first_invoke": lambda d: d.first_invoke_ms,
+}
+MEMORY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
+    "arena": lambda d: d.arena_bytes,
+    "peak_rss": lambda d: d.peak_rss_bytes,
+}
+FIDELITY_KEYS = {  # budget key -> (measured field, higher is better)
+    "min_top1_agreement": ("top1_agreement", True),
+    "min_cosine": ("cosine", True),
+    "max_abs_error": ("max_abs_error", False),
+    "min_snr_db": ("snr_db", True),
+}
+NO_BASELINE = "not compared: no baseline"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Why some budgets could not be measured in this run, and how strict to be about it."""
+
+    runtime_off: str | None = None  # e.g. "runtime measurement off (--tflite-no-runtime)"
+    require_delegates: bool = False  # a delegate the machine lacks fails instead of skipping
+    without_data: Verdict = "error"  # accuracy/fidelity without data: error in a test, skip in the CLI
+
+
+def delegates_named(variant: Variant) -> list[str]:
+    """Delegates the variant's budgets need measured, in a stable order."""
+    memory = variant.memory.delegates if variant.memory else {}
+    return list(dict.fromkeys([*variant.latency, *memory, *variant.delegation]))
+
+
+def judge(measurement: Measurement, variant: Variant, regression: Regression | None = None,
+          context: Context = Context()) -> list[Check]:
+    """Every budget key of ``variant`` (and the file's ``[regression]``) against ``measurement``."""
+    checks: list[Check] = []
+    if variant.size is not None:
+        checks += _at_most("size.max", measurement.size_bytes, variant.size.max, "bytes")
+        checks += _at_most("size.max_gzip", measurement.gzip_bytes, variant.size.max_gzip, "bytes")
+    if variant.memory is not None:
+        checks += _at_most("memory.planned_arena", measurement.planned_arena_bytes,
+                           variant.memory.planned_arena, "bytes")
+    delegates = _DelegateJudge(measurement.delegates, context)
+    for delegate, latency in variant.latency.items():
+        for key, read in LATENCY_KEYS.items():
+            limit = getattr(latency, key)
+            if limit is not None:
+                checks.append(delegates.at_most(f"latency.{delegate}.{key}", delegate, read,
+                                                limit, "ms"))
+    for delegate, memory in (variant.memory.delegates if variant.memory else {}).items():
+        for key, read in MEMORY_KEYS.items():
+            limit = getattr(memory, key)
+            if limit is not None:
+                checks.append(delegates.at_most(f"memory.{delegate}.{key}", delegate, read,
+                                                limit, "bytes"))
+    for delegate, delegation in variant.delegation.items():
+        checks += delegates.delegation(delegate, delegation)
+    if variant.accuracy is not None:
+        checks += _accuracy_checks(measurement.accuracy, variant.accuracy, context.without_data)
+    checks += _fidelity_checks(measurement.fidelity, variant, context.without_data)
+    checks += _sparsity_checks(measurement, variant)
+    checks += regression_checks(regression)
+    return checks
+
+
+def regression_checks(regression: Regression | None) -> list[Check]:
+    """``[regression]`` tolerances need a baseline to compare with; without one, say so."""
+    if regression is None:
+        return []
+    return [Check(f"regression.{key}", None, None, "skip", reason=NO_BASELINE)
+            for key in type(regression).model_fields if getattr(regression, key) is not None]
+
+
+def _sparsity_checks(measurement: Measurement, variant: Variant) -> list[Check]:
+    from .measure.sparsity import named_layer_sparsity
+
+    budget = variant.sparsity
+    if budget is None:
+        return []
+    checks = []
+    if budget.min is not None:
+        found = measurement.sparsity
+        checks.append(Check("sparsity.min", found, budget.min,
+                            "pass" if found >= budget.min else "fail"))
+    layers = measurement.sparsity_layers
+    for name, layer in budget.layers.items():
+        metric = f"sparsity.layers.{name}.min"
+        matched = named_layer_sparsity(layers, name)
+        if matched is None:
+            known = ", ".join(sorted({entry["name"] for entry in layers})) or "none"
+            checks.append(Check(metric, None, layer.min, "error",
+                                reason=f"no weight tensor of layer {name!r} (layers: {known})"))
+        else:
+            checks.append(Check(metric, matched, layer.min,
+                                "pass" if matched >= layer.min else "fail"))
+    if budget.pattern is not None:
+        checks.append(_pattern_check(measurement, budget.pattern))
+    return checks
+
+
+def _pattern_check(measurement: Measurement, pattern: str) -> Check:
+    found = measurement.sparsity_pattern
+    if found is None:
+        return Check("sparsity.pattern", None, None, "error", reason="not measured")
+    if found["groups"] == 0:
+        skipped = "; ".join(f"{s['name']}: {s.get('reason', '')}" for s in found["skipped"])
+        return Check("sparsity.pattern", None, 0.0, "error",
+                     reason=f"no weights to check {pattern} on"
+                            + (f" (skipped {skipped})" if skipped else " (the model has none)"))
+    bad = found["violating_groups"]
+    layers = ", ".join(found["violating_layers"])
+    return Check("sparsity.pattern", float(bad), 0.0, "fail" if bad else "pass",
+                 reason=f"{bad} of {found['groups']} groups break {pattern}"
+                        + (f" in {layers}" if layers else ""))
+
+
+def _accuracy_checks(found: Accuracy | None, budget: AccuracyBudget,
+                     without_data: Verdict) -> list[Check]:
+    wanted = [(f"accuracy.{key}", getattr(budget, key)) for key in ("min", "max", "max_drop")]
+    wanted = [(metric, limit) for metric, limit in wanted if limit is not None]
+    if found is None:
+        reason = ("not checked: needs eval_data=(x, y)" if without_data == "error"
+                  else "not checked (needs data)")
+        return [Check(metric, None, None, without_data, reason=reason) for metric, _ in wanted]
+    checks = []
+    candidate = found.candidate
+    for metric, limit in wanted:
+        if metric == "accuracy.min":
+            checks.append(Check(metric, candidate, limit, "pass" if candidate >= limit else "fail"))
+        elif metric == "accuracy.max":
+            checks.append(Check(metric, candidate, limit, "pass" if candidate <= limit else "fail"))
+        elif found.reference is None or found.drop is None:
+            checks.append(Check(metric, None, None, "error",
+                                reason="max_drop needs the float reference: pass reference="))
+        else:
+            allowed = (limit.fraction * abs(found.reference) if hasattr(limit, "fraction")
+                       else float(limit))
+            checks.append(Check(metric, found.drop, allowed,
+                                "pass" if found.drop <= allowed else "fail",
+                                reason=f"{found.metric} {candidate:.4g} vs reference "
+                                       f"{found.reference:.4g}"))
+    return checks
+
+
+def _fidelity_checks(found: Fidelity | None, variant: Variant,
+                     without_data: Verdict) -> list[Check]:
+    budget = variant.fidelity
+    if budget is None:
+        return []
+    checks = []
+    for key, (measured_key, higher) in FIDELITY_KEYS.items():
+        limit = getattr(budget, key)
+        if limit is None:
+            continue
+        metric = f"fidelity.{key}"
+        if found is None:
+            checks.append(Check(metric, None, limit, without_data,
+                                reason="not checked: needs eval_data and reference="
+                                if without_data == "error" else "not checked (needs data)"))
+            continue
+        value = getattr(found, measured_key)
+        if value is None:
+            checks.append(Check(metric, None, limit, "error",
+                                reason=f"{measured_key} needs outputs with two or more classes"))
+            continue
+        ok = value >= limit if higher else value <= limit
+        checks.append(Check(metric, value, limit, "pass" if ok else "fail"))
+    return checks
+
+
+class _DelegateJudge:
+    """Turns a delegate's status (unavailable, unsupported, error) into the right verdict."""
+
+    def __init__(self, delegates: dict[str, DelegateResult], context: Context) -> None:
+        self.delegates = delegates
+        self.context = context
+
+    def _unusable(self, metric: str, delegate: str, budget: float | None, unit: str) -> Check | None:
+        if self.context.runtime_off:
+            return Check(metric, None, budget, "skip", unit, reason=self.context.runtime_off)
+        found = self.delegates.get(delegate)
+        if found is None:
+            return Check(metric, None, budget, "skip", unit,
+                         reason=f"{delegate} not measured in this run (--tflite-delegates)")
+        if found.status == "unavailable":
+            verdict: Verdict = "fail" if self.context.require_delegates else "skip"
+            return Check(metric, None, budget, verdict, unit,
+                         reason=f"{delegate} unavailable on this machine: {found.reason}")
+        if found.status == "unsupported":
+            return Check(metric, None, budget, "fail", unit,
+                         reason=f"the model cannot run under {delegate}: {found.reason}")
+        if found.status != "ok":
+            return Check(metric, None, budget, "error", unit, reason=f"{delegate}: {found.reason}")
+        return None
+
+    def at_most(self, metric: str, delegate: str, read: Callable[[DelegateResult], float | None],
+                budget: float, unit: str) -> Check:
+        unusable = self._unusable(metric, delegate, budget, unit)
+        if unusable is not None:
+            return unusable
+        measured = read(self.delegates[delegate])
+        if measured is None:
+            return Check(metric, None, budget, "error", unit,
+                         reason=f"not measurable under {delegate}")
+        return Check(metric, measured, budget, "pass" if measured <= budget else "fail", unit)
+
+    def delegation(self, delegate: str, budget: DelegationBudget) -> list[Check]:
+        prefix = f"delegation.{delegate}"
+        checks = []
+        if budget.min_fraction is not None:
+            checks.append(self._judged(f"{prefix}.min_fraction", delegate, budget.min_fraction,
+                                       self._fraction))
+        if budget.max_partitions is not None:
+            checks.append(self._judged(f"{prefix}.max_partitions", delegate,
+                                       float(budget.max_partitions), self._partitions))
+        if budget.forbid_fallback:
+            forbidden = budget.forbid_fallback
+            checks.append(self._judged(f"{prefix}.forbid_fallback", delegate, 0.0,
+                                       lambda metric, found, _: _fallback(metric, found, forbidden)))
+        return checks
+
+    def _judged(self, metric: str, delegate: str, limit: float,
+                rule: Callable[[str, DelegateResult, float], Check]) -> Check:
+        unusable = self._unusable(metric, delegate, limit, "")
+        if unusable is not None:
+            return unusable
+        return rule(metric, self.delegates[delegate], limit)
+
+    @staticmethod
+    def _fraction(metric: str, found: DelegateResult, limit: float) -> Check:
+        if found.fully_accelerated is not None:  # gpu/npu: the CompiledModel says all or not
+            measured = 1.0 if found.fully_accelerated else None
+            reason = "" if found.fully_accelerated else "the accelerator did not take the whole model"
+            return Check(metric, measured, limit, "pass" if found.fully_accelerated else "fail",
+                         reason=reason)
+        if found.total_nodes is None or found.delegated_nodes is None:
+            return Check(metric, None, limit, "error",
+                         reason=found.reason or "delegation not measurable")
+        fraction = found.delegated_nodes / found.total_nodes if found.total_nodes else 1.0
+        return Check(metric, fraction, limit, "pass" if fraction >= limit else "fail")
+
+    @staticmethod
+    def _partitions(metric: str, found: DelegateResult, limit: float) -> Check:
+        if found.partitions is None:
+            return Check(metric, None, limit, "error",
+                         reason=found.reason or "delegation not measurable")
+        return Check(metric, float(found.partitions), limit,
+                     "pass" if found.partitions <= limit else "fail")
+
+
+def _fallback(metric: str, found: DelegateResult, forbidden: list[str]) -> Check:
+    """Forbidden ops left to CPU kernels. The runtime names a custom op by its own name, so
+    ``CUSTOM`` matches every op that is not a builtin one and ``CUSTOM:Name`` matches ``Name``."""
+    from .model import builtin_op_names
+
+    if found.fallback_ops is None:
+        return Check(metric, None, 0.0, "error", reason=found.reason or "delegation not measurable")
+    builtin = builtin_op_names()
+    hit: dict[str, int] = {}
+    for op, count in found.fallback_ops.items():
+        custom = op not in builtin
+        name = op.removeprefix("CUSTOM:")
+        if op in forbidden or (custom and ("CUSTOM" in forbidden or f"CUSTOM:{name}" in forbidden)):
+            hit[op] = count
+    return Check(metric, float(sum(hit.values())), 0.0, "fail" if hit else "pass",
+                 reason=f"left to CPU kernels: {', '.join(sorted(hit))}" if hit else "")
+
+
+def _at_most(metric: str, measured: float | None, budget: float | None, unit: str) -> list[Check]:
+    if budget is None:
+        return []
+    if measured is None:
+        return [Check(metric, None, budget, "error", unit, reason="not measured")]
+    verdict: Verdict = "pass" if measured <= budget else "fail"
+    return [Check(metric, measured, budget, verdict, unit)]
