@@ -326,15 +326,42 @@ class MemoryBudget(BaseModel):
         if self.planned_arena is None and not self.delegates:
             raise ValueError("empty budget table: give planned_arena or a delegate's "
                              "{ arena, peak_rss }, or remove it")
-        for name in self.delegates:
-            if name in ACCELERATORS:
-                raise ValueError(f"memory.{name}: {UNMEASURABLE_ON_ACCELERATORS}")
+        for name, memory in self.delegates.items():
+            for key in type(memory).model_fields:
+                why = refusal(f"memory.{name}.{key}") if getattr(memory, key) is not None else None
+                if why is not None:
+                    raise ValueError(f"memory.{name}.{key}: {why}")
         return self
 
 
 UNMEASURABLE_ON_ACCELERATORS = (
     "gpu and npu run as a LiteRT CompiledModel, which shows neither its memory nor its "
     "partitions; budget their latency, or delegation.min_fraction = 1.0 (fully accelerated)")
+NOTHING_DELEGATED = (
+    "builtin and reference kernels delegate nothing (every op runs on CPU kernels, so the "
+    "fraction is always 0); delegation budgets apply to xnnpack, gpu, npu and external delegates")
+
+
+def refusal(key: str, value: object = None) -> str | None:
+    """Why a budget key cannot be judged on its delegate, whatever the model; None if it can.
+
+    ``key`` is a full key path such as ``memory.gpu.arena``; ``value`` the limit when the rule
+    depends on it (an accelerator judges only ``min_fraction = 1.0``).
+    """
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] not in ("memory", "delegation"):
+        return None
+    table, delegate, leaf = parts
+    if table == "delegation" and delegate in ("builtin", "reference"):
+        return NOTHING_DELEGATED
+    if delegate not in ACCELERATORS:
+        return None
+    if table == "delegation" and leaf == "min_fraction":
+        if value is None or value == 1.0:
+            return None
+        return (f"min_fraction = {value}: a CompiledModel reports only whether it accelerated "
+                f"the whole model, so the only fraction it can judge is 1.0")
+    return UNMEASURABLE_ON_ACCELERATORS
 
 
 def _op_names(names: list[str]) -> list[str]:
@@ -378,16 +405,11 @@ class Variant(Strict):
     @model_validator(mode="after")
     def _measurable(self) -> Variant:
         for name, budget in self.delegation.items():
-            if name not in ACCELERATORS:
-                continue
-            if budget.max_partitions is not None or budget.forbid_fallback:
-                key = "max_partitions" if budget.max_partitions is not None else "forbid_fallback"
-                raise ValueError(f"delegation.{name}.{key}: {UNMEASURABLE_ON_ACCELERATORS}")
-            if budget.min_fraction is not None and budget.min_fraction != 1.0:
-                raise ValueError(
-                    f"delegation.{name}.min_fraction = {budget.min_fraction}: a CompiledModel "
-                    f"reports only whether it accelerated the whole model, so the only "
-                    f"fraction it can judge is 1.0")
+            for key in type(budget).model_fields:
+                value = getattr(budget, key)
+                why = refusal(f"delegation.{name}.{key}", value) if _given(value) else None
+                if why is not None:
+                    raise ValueError(f"delegation.{name}.{key}: {why}")
         return self
 
 
@@ -510,3 +532,30 @@ def _close_delegate_tables(node: Any) -> None:
     elif isinstance(node, list):
         for child in node:
             _close_delegate_tables(child)
+
+
+# Every leaf of the schema is one of three kinds; tests/test_budget_keys.py walks the JSON Schema
+# and holds each leaf to its kind: a budget is judged against a measured value at 0.5x and 2x
+# (or refused when the file loads, see ``refusal``), a setting shows its effect on the
+# measurement or the report, a regression tolerance needs a baseline. Paths are relative to a
+# variant (``[defaults.runtime]`` shares the variant's runtime keys); <delegate>, <layer> and
+# <input> stand for any name. A new key joins exactly one kind.
+KEY_KINDS: dict[str, tuple[str, ...]] = {
+    "budget": (
+        "size.max", "size.max_gzip",
+        "accuracy.min", "accuracy.max", "accuracy.max_drop",
+        "fidelity.min_top1_agreement", "fidelity.min_cosine", "fidelity.max_abs_error",
+        "fidelity.min_snr_db",
+        "sparsity.min", "sparsity.pattern", "sparsity.layers.<layer>.min",
+        *(f"latency.<delegate>.{key}" for key in LatencyBudget.model_fields),
+        "memory.planned_arena", "memory.<delegate>.arena", "memory.<delegate>.peak_rss",
+        *(f"delegation.<delegate>.{key}" for key in DelegationBudget.model_fields),
+    ),
+    "setting": (
+        "model", "source", "accuracy.metric", "accuracy.direction",
+        "runtime.threads", "runtime.delegates", "runtime.warmup.min_runs",
+        "runtime.warmup.min_seconds", "runtime.timing.min_runs", "runtime.timing.min_seconds",
+        "runtime.input_shapes.<input>", "runtime.seed", "runtime.timeout",
+    ),
+    "regression": tuple(f"regression.{key}" for key in Regression.model_fields),
+}

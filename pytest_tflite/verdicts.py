@@ -118,8 +118,8 @@ def _sparsity_checks(measurement: Measurement, variant: Variant) -> list[Check]:
 
 def _pattern_check(measurement: Measurement, pattern: str) -> Check:
     found = measurement.sparsity_pattern
-    if found is None:
-        return Check("sparsity.pattern", None, None, "error", reason="not measured")
+    if found is None or found["pattern"] != pattern:
+        return Check("sparsity.pattern", None, None, "error", reason=f"{pattern} not measured")
     if found["groups"] == 0:
         skipped = "; ".join(f"{s['name']}: {s.get('reason', '')}" for s in found["skipped"])
         return Check("sparsity.pattern", None, 0.0, "error",
