@@ -443,17 +443,23 @@ def effect_accuracy_metric(folder: Path, mlp: Any) -> None:
 
 
 def effect_accuracy_direction(folder: Path, mlp: Any) -> None:
-    # The same metric values read as better or worse than the reference by the direction.
+    # The same two metric values read as better or worse than the reference by the direction.
+    from .conftest import keras3_mlp
+
     x = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
-    drops = {}
+    reference = keras3_mlp(seed=1)
+    found = {}
     for direction in ("higher", "lower"):
         entry = _measure(folder, FAST, mlp,
                          budgets=f'accuracy = {{ metric = "custom", direction = "{direction}", '
                                  f'max_drop = 100 }}',
-                         evaluation=engine.Evaluation((x, np.zeros(20)), mlp.path,
+                         evaluation=engine.Evaluation((x, np.zeros(20)), reference,
                                                       metric=lambda y, p: float(p.sum())))
-        drops[direction] = entry.measurement.accuracy.drop
-    assert drops["higher"] == -drops["lower"]
+        found[direction] = entry.measurement.accuracy
+    higher, lower = found["higher"], found["lower"]
+    assert higher.candidate == lower.candidate and higher.reference == lower.reference
+    assert higher.drop == higher.reference - higher.candidate != 0
+    assert lower.drop == -higher.drop
 
 
 SETTING_EFFECTS: dict[str, Callable[[Path, Any], None]] = {
