@@ -33,3 +33,7 @@ class BudgetExceeded(AssertionError):
 
 class DelegateSkippedWarning(UserWarning):
     """A budget named a delegate this machine lacks; its checks were skipped, not passed."""
+
+
+class OutputOrderWarning(UserWarning):
+    """A model without a SignatureDef: its outputs were paired by tensor order, not by name."""

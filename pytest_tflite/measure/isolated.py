@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,22 @@ def worker_environment() -> dict[str, str]:
 class Outputs:
     arrays: list[Any]  # one float array per chosen output, samples along axis 0
     batched: bool  # True when the model ran in batches, False one sample at a time
+    names: list[str] = field(default_factory=list)  # the chosen outputs' names
+    available: list[str] = field(default_factory=list)  # every output's name, signature order
+    signature: bool = True  # False: no SignatureDef; names are tensor names, order tensor order
+
+    def by_name(self) -> dict[str, Any]:
+        """The chosen outputs by name, in signature order (tensor order without a signature)."""
+        return dict(zip(self.names, self.arrays))
+
+
+class RunRefused(ModelError):
+    """The model runs, but not with this data or ``output=``: ``what`` is "inputs" or "output"."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(reason)
+        self.what = what
+        self.reason = reason
 
 
 def run_model(
@@ -40,9 +56,15 @@ def run_model(
     *,
     output: str | int | None = None,
     batch: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> Outputs:
-    """The model's outputs (float, dequantized) on ``inputs``, one array per model input."""
+    """The model's outputs (float, dequantized) on ``inputs`` (one array per model input).
+
+    ``names``: the inputs' names (a dict's keys), matched to the model's signature input names;
+    empty for inputs in the model's order. ``output``: a signature output name or an index into
+    the signature order (see inference.py); None for all. ``timeout`` in seconds (None: the
+    default of DEFAULT_TIMEOUT_S). Names or ``output=`` that do not fit raise RunRefused.
+    """
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
@@ -50,21 +72,34 @@ def run_model(
         outputs_path = Path(scratch, "outputs.npz")
         options = json.dumps({"output": output, "batch": batch})
         result = _worker(["run", str(model_path), str(inputs_path), str(outputs_path), options],
-                         model_path, timeout)
+                         model_path, _seconds(timeout))
+        if result.get("status") == "error":
+            raise RunRefused(str(result.get("refused") or "inputs"), str(result.get("reason")))
         with np.load(outputs_path) as data:
             found = [data[f"output_{k}"] for k in range(len(data.files))]
-        return Outputs(found, bool(result.get("batched")))
+        names_found = [str(n) for n in result.get("names") or []]
+        return Outputs(found, bool(result.get("batched")),
+                       names_found or [f"output_{k}" for k in range(len(found))],
+                       [str(n) for n in result.get("outputs") or names_found],
+                       bool(result.get("signature", True)))
+
+
+def _seconds(timeout: float | None) -> float:
+    return DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
 
 
 def layer_errors(
     candidate_path: Path, reference_path: Path, inputs: list[Any], names: list[str] | None = None,
-    *, timeout: float = DEFAULT_TIMEOUT_S,
+    *, timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Per quantized activation of the candidate, its error against the float reference."""
+    """Per quantized activation of the candidate, its error against the float reference.
+
+    ``timeout`` in seconds (None: the default of DEFAULT_TIMEOUT_S).
+    """
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         inputs_path = _save_inputs(Path(scratch), inputs, names)
         result = _worker(["layers", str(candidate_path), str(reference_path), str(inputs_path)],
-                         candidate_path, timeout)
+                         candidate_path, _seconds(timeout))
     rows: list[dict[str, Any]] = result.get("layers", [])
     return rows
 

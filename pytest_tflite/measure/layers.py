@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .inference import dequantize, match_inputs, quantize
+from .inference import dequantize, match_inputs, quantize, signature
 
 SAMPLES = 8
 
@@ -41,7 +41,8 @@ def layer_errors(candidate_path: str, reference_path: str, arrays: list[Any],
     for sample in range(min(SAMPLES, len(arrays[0]))):
         for interpreter in (candidate, reference):
             details = interpreter.get_input_details()
-            for detail, position in zip(details, match_inputs(details, names)):
+            order = match_inputs(details, names, signature(interpreter))
+            for detail, position in zip(details, order):
                 value = arrays[position][sample:sample + 1]
                 if list(value.shape) != list(detail["shape"]):
                     interpreter.resize_tensor_input(detail["index"], value.shape)

@@ -21,37 +21,41 @@ from typing import Any
 
 
 def run(model_path: str, inputs_path: str, outputs_path: str, options_json: str = "{}") -> dict[str, Any]:
+    """Outputs by name (the SignatureDef's, in signature order; see inference.py)."""
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from .inference import DEFAULT_BATCH, run_arrays
+    from .inference import DEFAULT_BATCH, Run, SelectionError, run_named
 
     options = json.loads(options_json)
     with np.load(inputs_path, allow_pickle=False) as data:
         count = int(data["count"])
         arrays = [data[f"input_{i}"] for i in range(count)]
         names = [str(n) for n in data["names"]] if "names" in data else [""] * count
-    from ai_edge_litert.interpreter import OpResolverType
 
-    def outputs(resolver: Any) -> tuple[list[Any], bool]:
+    def outputs(resolver: Any) -> Run:
         interpreter = Interpreter(model_path=model_path, experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
-        return run_arrays(interpreter, arrays, names, options.get("output"),
-                          int(options.get("batch") or DEFAULT_BATCH))
+        return run_named(interpreter, arrays, names, options.get("output"),
+                         int(options.get("batch") or DEFAULT_BATCH))
 
     kernels = "xnnpack"
     try:
-        results, batched = outputs(OpResolverType.AUTO)
-    except RuntimeError as exc:
-        # XNNPACK refuses some models (sparse int8 weights behind DENSIFY): what the model
-        # computes is still checkable with the built-in kernels.
-        if "delegate" not in str(exc).lower():
-            raise
-        kernels = "builtin"
-        results, batched = outputs(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    named: dict[str, Any] = {f"output_{k}": r for k, r in enumerate(results)}
-    np.savez(outputs_path, **named)
-    return {"batched": batched, "kernels": kernels}
+        try:
+            found = outputs(OpResolverType.AUTO)
+        except RuntimeError as exc:
+            # XNNPACK refuses some models (sparse int8 weights behind DENSIFY): what the model
+            # computes is still checkable with the built-in kernels.
+            if "delegate" not in str(exc).lower():
+                raise
+            kernels = "builtin"
+            found = outputs(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except SelectionError as exc:  # the caller's names or output= do not fit: say so, no crash
+        return {"status": "error", "refused": exc.what, "reason": str(exc)}
+    # Arrays by position in the file (npz keys are not for arbitrary names), names alongside.
+    np.savez(outputs_path, **{f"output_{k}": r for k, r in enumerate(found.arrays)})
+    return {"batched": found.batched, "kernels": kernels, "names": found.names,
+            "outputs": found.available, "signature": found.signature}
 
 
 def layers(candidate_path: str, reference_path: str, inputs_path: str) -> dict[str, Any]:
