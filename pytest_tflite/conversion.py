@@ -15,10 +15,11 @@ from typing import Any
 
 from . import representative
 from .cache import CacheStats, ConversionCache
-from .errors import ConversionError, TFLiteError
+from .errors import ConversionError, SanityError, TFLiteError
 from .fingerprint import cache_key
 from .model import TFLiteModel
 from .quiet import quiet_output
+from .sanity import settings as sanity_settings
 from .sources import Loaded, Source, classify, first_line, load
 
 RECIPES: dict[str, str] = {
@@ -47,6 +48,7 @@ def convert(
     stats: CacheStats | None = None,
     output_dir: Path | None = None,
     quiet: bool = True,
+    timeout: float | None = None,
 ) -> TFLiteModel:
     """Convert ``source`` to a TFLite model with ``recipe``, or pass a ready ``.tflite`` through.
 
@@ -57,11 +59,16 @@ def convert(
     along axis 0. ``sparse_encoding`` stores mostly-zero weights in TFLite's sparse format
     (``Optimize.EXPERIMENTAL_SPARSITY``, read back through DENSIFY ops): smaller files, but some
     delegates refuse it, so it is opt-in; pruned zeros otherwise stay dense and shrink only
-    under compression. ``sanity`` compares the converted model with its source (``sanity.py``).
+    under compression. ``sanity`` compares the converted model with its source (``sanity.py``),
+    output by output, paired by the signature's output names: True (the recipe's thresholds),
+    False, or a dict overriding ``max_relative_error`` / ``min_cosine``; it is part of the cache
+    key. ``timeout``: seconds the sanity run of the converted model may take (None: the
+    worker's default).
     """
     __tracebackhide__ = True
     classified = classify(source, custom_objects=custom_objects, signature=signature)
     if classified.kind == "tflite":
+        sanity_settings(sanity, "tflite")  # nothing to check, but a typo is still a typo
         return _pass_through(classified, recipe, variant, output_dir)
     recipe = recipe or "float32"
     if recipe not in RECIPES:
@@ -75,11 +82,14 @@ def convert(
             f"(e.g. representative_data=x_train[:256]) to calibrate activation ranges"
         )
     variant = variant or recipe
+    # The sanity thresholds are part of the key: a model converted unchecked (sanity=False) or
+    # against looser limits must not be served later to a caller who asked for the check.
+    thresholds = sanity_settings(sanity, recipe)
     options = {"recipe": recipe, "float_io": float_io, "signature": signature,
-               "sparse_encoding": sparse_encoding}
+               "sparse_encoding": sparse_encoding, "sanity": thresholds}
 
     def create() -> tuple[bytes, dict[str, Any]]:
-        return _convert_and_check(classified, options, samples, sanity, quiet)
+        return _convert_and_check(classified, options, samples, thresholds, quiet, timeout)
 
     key = cache_key(classified, options, samples) if cache is not None else None
     if cache is not None and key is not None:
@@ -140,8 +150,9 @@ def _convert_and_check(
     source: Source,
     options: dict[str, Any],
     samples: Any,
-    sanity: bool | Mapping[str, float],
+    thresholds: dict[str, float] | None,
     quiet: bool,
+    timeout: float | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     from .sanity import compare
 
@@ -162,25 +173,34 @@ def _convert_and_check(
             ) from None
     note: dict[str, Any] = {"recipe": options["recipe"], "source": source.description,
                             "tensorflow": tf.__version__}
-    if sanity is not False:
+    if thresholds is not None:
         inputs = _sanity_inputs(ordered, loaded)
         with quiet_output(quiet):
             expected = loaded.reference(inputs)
-        thresholds = dict(sanity) if isinstance(sanity, Mapping) else None
-        result = compare(expected, _run_candidate(content, inputs, loaded), options["recipe"],
-                         thresholds=thresholds,
-                         origin=f"{source.description} converted with {options['recipe']!r}")
+        origin = f"{source.description} converted with {options['recipe']!r}"
+        result = compare(expected, _run_candidate(content, inputs, loaded, origin, timeout),
+                         options["recipe"], thresholds=thresholds, origin=origin)
         note["sanity"] = result.to_json()
     return content, note
 
 
-def _run_candidate(content: bytes, inputs: list[Any], loaded: Loaded) -> list[Any]:
-    from .measure.isolated import run_model
+def _run_candidate(content: bytes, inputs: list[Any], loaded: Loaded, origin: str,
+                   timeout: float | None) -> dict[str, Any] | list[Any]:
+    """The converted model's outputs by signature name (a list, in tensor order, without one)."""
+    from .measure.isolated import RunRefused, run_model
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         path = Path(scratch, "candidate.tflite")
         path.write_bytes(content)
-        return run_model(path, inputs, [name for name, _, _ in loaded.inputs]).arrays
+        # Several inputs go in by name; a single one needs none (and a converter may spell
+        # its name differently from the source's).
+        names = [name for name, _, _ in loaded.inputs] if len(loaded.inputs) > 1 else None
+        try:
+            found = run_model(path, inputs, names, timeout=timeout)
+        except RunRefused as exc:
+            raise SanityError(f"{origin}: the converted model cannot be run on its source's "
+                              f"inputs: {exc.reason}") from None
+        return found.by_name() if found.signature else found.arrays
 
 
 def _sanity_inputs(ordered: list[Any] | None, loaded: Loaded) -> list[Any]:
@@ -215,11 +235,14 @@ def _apply_recipe(
         return
     assert samples is not None
     names = [name for name, _, _ in loaded.inputs]
+    # TF's calibrator feeds a list in the order of the graph's input tensors, which for a
+    # Keras 3 model need not be the model's order: several inputs go by signature name.
+    keyed = loaded.keyed_inputs or len(names) > 1
 
     def representative() -> Iterable[Any]:
         for i in range(len(samples[0])):
             sample = [array[i : i + 1] for array in samples]
-            yield dict(zip(names, sample)) if loaded.keyed_inputs else sample
+            yield dict(zip(names, sample)) if keyed else sample
 
     converter.representative_dataset = representative
     if recipe == "int8":

@@ -22,7 +22,8 @@ def cache_key(source: Source, options: dict[str, Any], samples: Any) -> str | No
         return None
     digest = hashlib.sha256()
     versions = {name: _version(name) for name in ("tensorflow", "tf-keras", "keras")}
-    header = {"format": 2, "options": options, "versions": versions, "source": fingerprint}
+    # options: recipe, converter flags and the sanity thresholds (None: converted unchecked).
+    header = {"format": 3, "options": options, "versions": versions, "source": fingerprint}
     digest.update(json.dumps(header, sort_keys=True).encode())
     _hash_arrays(digest, samples)
     return digest.hexdigest()

@@ -35,11 +35,15 @@ class Source:
 
 @dataclass
 class Loaded:
-    """A source loaded with TensorFlow: its converter, its inputs, and how to run it as reference."""
+    """A source loaded with TensorFlow: its converter, its inputs, and how to run it as reference.
+
+    ``reference`` maps arrays in input order to the outputs by the names the converter gives
+    them in the ``.tflite``'s SignatureDef (see ``output_arrays``), in signature order.
+    """
 
     make_converter: Callable[[], Any]
     inputs: list[tuple[str, tuple[int | None, ...], str]]  # name, shape (None = any), dtype
-    reference: Callable[[list[Any]], list[Any]]
+    reference: Callable[[list[Any]], dict[str, Any]]
     keyed_inputs: bool = False  # SavedModel signatures take inputs by name
     keep_alive: Any = None  # a loaded SavedModel: its signatures need the object to live
 
@@ -146,15 +150,15 @@ def _keras_loaded(model: Any, source: Source, tf: Any) -> Loaded:
             f"Input layer (keras.Input(shape=...)) or call it on a batch before converting"
         )
     specs = [
-        (str(getattr(t, "name", f"input_{i}")).split(":")[0],
+        (keras_input_name(t, i),
          tuple(None if d is None else int(d) for d in t.shape),
          str(getattr(t.dtype, "name", t.dtype)))
         for i, t in enumerate(inputs)
     ]
 
-    def reference(arrays: list[Any]) -> list[Any]:
+    def reference(arrays: list[Any]) -> dict[str, Any]:
         outputs = model(arrays if len(arrays) > 1 else arrays[0], training=False)
-        return _as_arrays(outputs)
+        return output_arrays(model, outputs)
 
     return Loaded(lambda: tf.lite.TFLiteConverter.from_keras_model(model), specs, reference)
 
@@ -176,9 +180,9 @@ def _load_saved_model(source: Source, tf: Any) -> Loaded:
     names = sorted(spec)
     specs = [(n, tuple(spec[n].shape.as_list()), spec[n].dtype.name) for n in names]
 
-    def reference(arrays: list[Any]) -> list[Any]:
+    def reference(arrays: list[Any]) -> dict[str, Any]:
         result = function(**{n: tf.constant(a) for n, a in zip(names, arrays)})
-        return [result[k].numpy() for k in sorted(result)]
+        return _in_signature_order({str(k): v.numpy() for k, v in result.items()})
 
     def make_converter() -> Any:
         return tf.lite.TFLiteConverter.from_saved_model(str(source.path), signature_keys=[name])
@@ -186,14 +190,52 @@ def _load_saved_model(source: Source, tf: Any) -> Loaded:
     return Loaded(make_converter, specs, reference, keyed_inputs=True, keep_alive=loaded)
 
 
-def _as_arrays(outputs: Any) -> list[Any]:
+def keras_input_name(tensor: Any, position: int) -> str:
+    """A Keras model input's name, as the converter names the signature input."""
+    return str(getattr(tensor, "name", f"input_{position}")).split(":")[0]
+
+
+def output_arrays(model: Any, outputs: Any) -> dict[str, Any]:
+    """A Keras model's outputs (from calling or ``predict``) by their ``.tflite`` signature names.
+
+    TF 2.21's converter names them as the SavedModel export it goes through does: Keras 3 a
+    dict output by its keys, anything else ``output_0``, ``output_1``... in the model's order;
+    tf-keras by ``model.output_names`` (the output layers' names, even for a dict output),
+    over the outputs flattened as ``tf.nest`` does (a dict by sorted key).
+    """
     import numpy as np
 
-    if isinstance(outputs, Mapping):
-        return [np.asarray(outputs[k]) for k in sorted(outputs)]
+    if _keras_flavour(model) == "tf_keras":
+        import tensorflow as tf
+
+        names = getattr(model, "output_names", None)
+        if not names:  # a subclassed model: the pseudo names tf-keras's tracing gives
+            from tf_keras.src.engine import compile_utils
+
+            names = compile_utils.create_pseudo_output_names(outputs)
+        flat = tf.nest.flatten(outputs)
+        if len(names) != len(flat):
+            raise ConversionError(f"the model has {len(flat)} outputs but {len(names)} output "
+                                  f"names {list(names)}: they cannot be paired by name")
+        named = {str(n): np.asarray(v) for n, v in zip(names, flat)}
+    elif isinstance(outputs, Mapping):
+        named = {str(k): np.asarray(v) for k, v in outputs.items()}
+    else:
+        named = {f"output_{k}": np.asarray(v) for k, v in enumerate(_flatten(outputs))}
+    return _in_signature_order(named)
+
+
+def _flatten(outputs: Any) -> list[Any]:
     if isinstance(outputs, (list, tuple)):
-        return [np.asarray(o) for o in outputs]
-    return [np.asarray(outputs)]
+        return [leaf for item in outputs for leaf in _flatten(item)]
+    return [outputs]
+
+
+def _in_signature_order(named: dict[str, Any]) -> dict[str, Any]:
+    from .measure.inference import signature_order
+
+    return {name: named[name] for name in signature_order(named)}
+
 
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()

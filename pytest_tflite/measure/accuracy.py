@@ -8,12 +8,14 @@ plain floats; a NaN output is an error, never a metric that compares as passing.
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TFLiteError
+from ..errors import OutputOrderWarning, TFLiteError
 from .isolated import run_model
 
 ERROR_METRICS = ("mae", "mse", "rmse")
@@ -101,22 +103,44 @@ def _concatenate_batches(batches: Iterable[Any]) -> tuple[Any, Any]:
 # ---------------------------------------------------------------- running models
 
 
-def run_candidate(path: Path, data: EvalData, output: str | int | None) -> tuple[Any, bool]:
-    """The candidate's chosen output over the data, in the worker; and whether it batched."""
+def run_candidate(path: Path, data: EvalData, output: str | int | None, *,
+                  timeout: float | None = None) -> tuple[Any, bool]:
+    """The candidate's chosen output over the data, in the worker; and whether it batched.
+
+    ``output``: the signature's output key, or an index into the signature order (names sorted
+    naturally: ``output_0``, ``output_1``...; see measure/inference.py), which is the order
+    ``run_reference`` counts in too. A model without a SignatureDef counts its tensors
+    instead, with an OutputOrderWarning. ``timeout`` in seconds (None: the worker's default).
+    """
+    return _run_tflite(path, data, output, "candidate", timeout)
+
+
+def _run_tflite(path: Path, data: EvalData, output: str | int | None, role: str,
+                timeout: float | None) -> tuple[Any, bool]:
     import numpy as np
+
+    from .isolated import RunRefused
 
     _check_shapes(path, data)
     try:
-        found = run_model(path, data.inputs, data.names, output=output)
+        found = run_model(path, data.inputs, data.names, output=output, timeout=timeout)
+    except RunRefused as exc:
+        where = "eval_data" if exc.what == "inputs" else f"the {role} {path}"
+        raise EvaluationError(f"{where}: {exc.reason}") from None
     except TFLiteError as exc:
-        raise EvaluationError(f"evaluating the candidate: {exc}") from None
+        raise EvaluationError(f"evaluating the {role}: {exc}") from None
     if len(found.arrays) != 1:
         raise EvaluationError(f"the model has {len(found.arrays)} outputs: pick one with "
-                              f"output=NAME or output=INDEX")
+                              f"output=NAME (one of {found.available}) or output=INDEX")
+    if not found.signature and len(found.available) > 1 and isinstance(output, int):
+        warnings.warn(OutputOrderWarning(
+            f"{path}: the model has no SignatureDef, so output={output} counts its "
+            f"{len(found.available)} output tensors in file order {found.available}; "
+            f"name the output (output=NAME) to be sure which one is measured"), stacklevel=3)
     prediction = found.arrays[0]
     if not np.all(np.isfinite(prediction)):
         bad = int(np.count_nonzero(~np.isfinite(prediction)))
-        raise EvaluationError(f"{path}: the candidate outputs NaN or Inf for {bad} of "
+        raise EvaluationError(f"{path}: the {role} outputs NaN or Inf for {bad} of "
                               f"{prediction.size} values: its metrics would be meaningless")
     return prediction, found.batched
 
@@ -129,7 +153,7 @@ def _check_shapes(path: Path, data: EvalData) -> None:
         raise EvaluationError(f"eval_data gives {len(data.inputs)} input array(s), the model "
                               f"{path} takes {len(inputs)}")
     if any(data.names):
-        return  # matched by name in the worker
+        return  # matched by name in the worker, which checks the shapes then
     for detail, array in zip(inputs, data.inputs):
         expected = detail["shape_signature"][1:]
         given = list(array.shape[1:])
@@ -139,21 +163,33 @@ def _check_shapes(path: Path, data: EvalData) -> None:
                 f"data has {given}")
 
 
-def run_reference(reference: Any, data: EvalData, output: str | int | None) -> Any:
-    """The float reference's output: a Keras model, a SavedModel, or a float ``.tflite``."""
+def run_reference(reference: Any, data: EvalData, output: str | int | None, *,
+                  timeout: float | None = None) -> Any:
+    """The float reference's chosen output: a Keras model, a SavedModel, or a float ``.tflite``.
+
+    ``output`` selects the same output as in ``run_candidate``: a Keras or SavedModel reference
+    names its outputs as the converter names them in the ``.tflite``'s signature, and counts
+    them in the same signature order. ``timeout`` (seconds) applies to a ``.tflite`` reference,
+    which runs in the worker.
+    """
     import numpy as np
 
-    from ..sources import _keras_flavour, classify, load
+    from ..sources import _keras_flavour, classify, keras_input_name, load, output_arrays
 
     if _is_tflite(reference):
         model = float_reference_model(reference)
         _refuse_quantized(model)
-        prediction, _ = run_candidate(model.path, data, output)
+        prediction, _ = _run_tflite(model.path, data, output, "reference", timeout)
         return prediction
     if _keras_flavour(reference) is not None:
-        arrays = reference.predict(data.inputs if len(data.inputs) > 1 else data.inputs[0],
-                                   batch_size=256, verbose=0)
-        outputs = list(arrays) if isinstance(arrays, (list, tuple)) else [arrays]
+        names = [keras_input_name(t, i) for i, t in enumerate(reference.inputs)]
+        arrays = _in_input_order(data, names)
+        predicted = reference.predict(arrays if len(arrays) > 1 else arrays[0],
+                                      batch_size=256, verbose=0)
+        try:
+            outputs = output_arrays(reference, predicted)
+        except TFLiteError as exc:
+            raise EvaluationError(f"reference: {exc}") from None
     else:
         from ..conversion import _import_tensorflow
 
@@ -161,11 +197,49 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None) -> A
             loaded = load(classify(reference), _import_tensorflow())
         except TFLiteError as exc:
             raise EvaluationError(f"reference: {exc}") from None
-        outputs = loaded.reference(data.inputs)
-    if len(outputs) > 1 and output is None:
-        raise EvaluationError(f"the reference has {len(outputs)} outputs: pick one with output=")
-    chosen = outputs[output if isinstance(output, int) else 0] if len(outputs) > 1 else outputs[0]
-    return np.asarray(chosen, dtype=np.float32)
+        outputs = loaded.reference(_in_input_order(data, [n for n, _, _ in loaded.inputs]))
+    return np.asarray(_select(outputs, output), dtype=np.float32)
+
+
+def _in_input_order(data: EvalData, names: list[str]) -> list[Any]:
+    """The data's arrays in the reference's input order: by name for a dict, else as given."""
+    if len(data.inputs) != len(names):
+        raise EvaluationError(f"eval_data gives {len(data.inputs)} input array(s), the reference "
+                              f"takes {len(names)} {names}")
+    if not any(data.names):
+        return list(data.inputs)
+    order = []
+    for name in names:
+        found = [i for i, given in enumerate(data.names) if name in (given, _short_name(given))]
+        if len(found) != 1:
+            raise EvaluationError(
+                f"eval_data: the inputs are given by the names {data.names}, which do not match "
+                f"the model's input names {names}: use those as the keys")
+        order.append(found[0])
+    return [data.inputs[i] for i in order]
+
+
+def _short_name(name: str) -> str:
+    """A converted model's input tensor name to its signature name: serving_default_x:0 -> x."""
+    base = re.sub(r":\d+$", "", name)
+    return base[len("serving_default_"):] if base.startswith("serving_default_") else base
+
+
+def _select(outputs: dict[str, Any], output: str | int | None) -> Any:
+    names = list(outputs)
+    if output is None:
+        if len(names) > 1:
+            raise EvaluationError(f"the reference has {len(names)} outputs: pick one with "
+                                  f"output=NAME (one of {names}) or output=INDEX")
+        return outputs[names[0]]
+    if isinstance(output, int) and not isinstance(output, bool):
+        if not 0 <= output < len(names):
+            raise EvaluationError(f"output={output}: the reference has {len(names)} output(s) "
+                                  f"{names}")
+        return outputs[names[output]]
+    if output not in outputs:
+        raise EvaluationError(f"output={output!r} is not one of the reference's outputs {names}")
+    return outputs[output]
 
 
 def float_reference_model(reference: Any) -> Any:
