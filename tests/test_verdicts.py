@@ -297,3 +297,19 @@ def _measurement(**delegates: DelegateResult) -> Measurement:
 
 def test_context_defaults_judge_strictly() -> None:
     assert Context().without_data == "error" and not Context().require_delegates
+
+
+def test_off_linux_peak_rss_is_null_and_its_budget_skips(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    # The worker read /proc unguarded: off Linux every runtime check errored.
+    from pytest_tflite.measure import worker
+
+    def no_proc(*args: Any, **kwargs: Any) -> Any:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/self/status")
+
+    monkeypatch.setattr(worker, "open", no_proc, raising=False)
+    assert worker._status_kib("VmHWM") is None
+    budget = _load(tmp_path, '[variants.x.memory.builtin]\npeak_rss = "8 MiB"\n')
+    (check,) = judge(_measurement(builtin=DelegateResult("ok", peak_rss_bytes=None)),
+                     budget.variant("x"))
+    assert check.verdict == "skip" and "Linux only" in check.reason
