@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import OutputOrderWarning, TFLiteError
 from .isolated import run_model
@@ -334,7 +334,14 @@ def drop(metric: str, candidate: float, reference: float, higher_is_better: bool
     return reference - candidate if higher_is_better else candidate - reference
 
 
-def fidelity(candidate: Any, reference: Any) -> dict[str, float | None]:
+class FidelityFigures(TypedDict):
+    top1_agreement: float | None  # None for a single-value output: no argmax to agree on
+    cosine: float
+    max_abs_error: float
+    snr_db: float
+
+
+def fidelity(candidate: Any, reference: Any) -> FidelityFigures:
     """Candidate vs reference on the same inputs: no labels needed."""
     import numpy as np
 
