@@ -371,7 +371,7 @@ def test_relative_max_drop_is_a_percentage_of_the_reference(tmp_path, regression
     else:
         with pytest.raises(BudgetExceeded, match=r"accuracy\.max_drop"):
             checker.check(shifted["model"], eval_data=data, reference=regression["model"])
-        entry = checker.entries[-1]
+        entry = checker.entries[-1].to_json()
     (check,) = entry["checks"]
     assert check["metric"] == "accuracy.max_drop" and check["verdict"] == verdict
     assert check["measured"] == pytest.approx(shifted["drop"], rel=1e-5)
@@ -396,9 +396,9 @@ def test_custom_metric_is_called_on_candidate_and_reference(tmp_path, digits, di
 
     checker = checker_for(tmp_path, """
         [variants.int8]
-        accuracy = { metric = "custom", min = 0.8, max_drop = 0.05 }
+        accuracy = { metric = "custom", direction = "higher", min = 0.8, max_drop = 0.05 }
         [variants.error]
-        accuracy = { metric = "custom", max = 0.5, max_drop = 0.05 }
+        accuracy = { metric = "custom", direction = "lower", max = 0.5, max_drop = 0.05 }
     """)
     found = checker.check(digits_int8, eval_data=(digits.x_test, digits.y_test),
                           reference=digits_cnn, metric=balanced_accuracy)["accuracy"]
@@ -411,7 +411,7 @@ def test_custom_metric_is_called_on_candidate_and_reference(tmp_path, digits, di
     assert found["reference"] == pytest.approx(want_reference, abs=1e-9)
     assert found["drop"] == pytest.approx(want_reference - want_candidate, abs=1e-9)
 
-    def error_rate(y_true, y_pred):  # a custom error metric: the budget's max makes lower better
+    def error_rate(y_true, y_pred):  # a custom error metric: direction = "lower"
         return 1.0 - balanced_accuracy_score(y_true, np.argmax(y_pred, axis=1))
 
     found = checker.check(digits_int8, eval_data=(digits.x_test, digits.y_test),
@@ -424,7 +424,8 @@ def test_custom_metric_that_raises_is_named(tmp_path, digits, digits_int8):
     def exploding_metric(y_true, y_pred):
         raise ZeroDivisionError("no samples of class 7")
 
-    checker = checker_for(tmp_path, '[variants.int8]\naccuracy = { metric = "custom", min = 0.5 }\n')
+    checker = checker_for(tmp_path, '[variants.int8]\naccuracy = { metric = "custom", direction = "higher", '
+                                    'min = 0.5 }\n')
     with pytest.raises(EvaluationError, match=r"exploding_metric.*ZeroDivisionError.*class 7"):
         checker.check(digits_int8, eval_data=(digits.x_test, digits.y_test), metric=exploding_metric)
     with pytest.raises(EvaluationError, match="pass metric=callable"):
@@ -487,7 +488,7 @@ def test_fidelity_without_labels_equals_numpy(tmp_path, digits, digits_cnn, digi
         fidelity = { min_top1_agreement = 0.95, min_cosine = 0.99, max_abs_error = 1.0, min_snr_db = 20 }
     """)
     entry = checker.check(digits_int8, eval_data=digits.x_test, reference=digits_cnn)
-    assert "accuracy" not in entry
+    assert entry["accuracy"] is None  # no labels: nothing to score
     assert set(entry["fidelity"]) == set(want)
     for key, value in want.items():
         assert entry["fidelity"][key] == pytest.approx(value, rel=1e-9), key
@@ -507,7 +508,7 @@ def test_fidelity_budget_fails_for_a_wrongly_quantized_candidate(tmp_path, digit
     """)
     with pytest.raises(BudgetExceeded, match=r"fidelity\.min_(cosine|top1_agreement)"):
         checker.check(broken, eval_data=digits.x_test, reference=digits_cnn, variant="int8")
-    entry = checker.entries[-1]
+    entry = checker.entries[-1].to_json()
     for key, value in want.items():
         assert entry["fidelity"][key] == pytest.approx(value, rel=1e-9), key
     verdicts = {c["metric"]: c["verdict"] for c in entry["checks"]}
@@ -615,7 +616,7 @@ def test_accuracy_budget_without_eval_data_is_an_error(tmp_path, digits_int8):
     checker = checker_for(tmp_path, DIGITS_BUDGET + "fidelity = { min_cosine = 0.9 }\n")
     with pytest.raises(BudgetExceeded, match="needs eval_data"):
         checker.check(digits_int8)
-    entry = checker.entries[-1]
+    entry = checker.entries[-1].to_json()
     assert entry["verdict"] == "error"
     assert {c["metric"]: c["verdict"] for c in entry["checks"]} == {
         "accuracy.min": "error", "accuracy.max_drop": "error", "fidelity.min_cosine": "error"}

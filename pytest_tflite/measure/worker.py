@@ -70,12 +70,16 @@ def layers(candidate_path: str, reference_path: str, inputs_path: str) -> dict[s
     return {"layers": layer_errors(candidate_path, reference_path, arrays, names)}
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
+def _status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` figure in bytes; None off Linux, where there is no /proc."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _reset_peak_rss() -> bool:
@@ -148,14 +152,17 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
             warm.invoke()
             del warm
     rss_tracked = _reset_peak_rss()
-    rss_before = _status_kib("VmRSS")
+    rss_before = _status_kib("VmRSS") if rss_tracked else None
     start = time.perf_counter_ns()
     runner = open_runner(model_path, delegate, threads, settings.get("input_shapes") or {})
     result["init_ms"] = (time.perf_counter_ns() - start) / 1e6
     if settings.get("sample_path"):
         inputs = _sample_inputs(settings["sample_path"], runner.inputs)
+        result["inputs"] = "sample"
     else:
-        inputs = random_inputs(runner.inputs, int(settings.get("seed") or 0))
+        seed = int(settings.get("seed") or 0)
+        inputs = random_inputs(runner.inputs, seed)
+        result["inputs"] = f"random (seed {seed})"
     try:
         runner.set_inputs(inputs)
         result.update(time_invokes(
@@ -166,7 +173,9 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     except (RuntimeError, ValueError) as exc:
         raise ModelRejected(f"the interpreter failed running the model (corrupt or invalid): "
                             f"{' '.join(str(exc).split())[:500]}") from None
-    result["peak_rss_bytes"] = _status_kib("VmHWM") - rss_before if rss_tracked else None
+    peak = _status_kib("VmHWM")
+    result["peak_rss_bytes"] = peak - rss_before if peak is not None and rss_before is not None \
+        else None
     result["arena_bytes"] = runner.arena_bytes(_constant_tensors(model_path))
     result.update(runner.coverage())
     return result
