@@ -698,3 +698,11 @@ def test_savedmodel_and_float_tflite_references_match_keras(tmp_path, digits, di
         entry = checker.check(digits_int8, eval_data=(digits.x_test, digits.y_test),
                               reference=reference)
         assert entry["accuracy"]["reference"] == pytest.approx(want, abs=1e-6), reference
+
+
+def test_a_list_for_several_inputs_is_refused():
+    from pytest_tflite.measure import accuracy
+
+    x = [np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32")]
+    with pytest.raises(EvaluationError, match=r"2 inputs as a list: pass a dict \{input_name"):
+        accuracy.eval_data((x, np.zeros(2)))

@@ -313,3 +313,29 @@ def test_off_linux_peak_rss_is_null_and_its_budget_skips(monkeypatch: pytest.Mon
     (check,) = judge(_measurement(builtin=DelegateResult("ok", peak_rss_bytes=None)),
                      budget.variant("x"))
     assert check.verdict == "skip" and "Linux only" in check.reason
+
+
+def test_one_timeout_reaches_the_evaluation_worker(tmp_path: Path) -> None:
+    # The evaluation worker had a fixed 120 s limit that no setting reached.
+    import numpy as np
+
+    from pytest_tflite.measure.accuracy import EvaluationError
+
+    path = tmp_path / "relu.tflite"
+    path.write_bytes(chain_model([4, 4]))
+    budget = _load(tmp_path, '[variants.x]\nfidelity = { min_cosine = 0.5 }\n'
+                             'runtime = { timeout = "1 us" }\n')
+    data = np.zeros(4, "float32")  # the 1-D model's axis 0 is its batch
+    with pytest.raises(EvaluationError, match=r"timed out after 1e-06 s"):
+        engine.run(TFLiteModel.from_path(path), budget, "x", engine.Settings(),
+                   evaluation=engine.Evaluation(data, path))
+
+
+def test_the_timeout_option_reaches_the_conversion_sanity_worker(project: Any) -> None:
+    p = project(None, test_sanity="""
+        def test_convert(tflite_convert, mlp):
+            tflite_convert(mlp)
+    """)
+    result = p.runpytest("-p", "no:randomly", "--tflite-no-cache", "--tflite-timeout=0.000001")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*timed out after 1e-06 s*"])

@@ -59,7 +59,13 @@ def eval_data(data: Any) -> EvalData:
     if isinstance(x, Mapping):
         names, arrays = [str(k) for k in x], [np.asarray(v) for v in x.values()]
     elif isinstance(x, (list, tuple)):
-        names, arrays = [""] * len(x), [np.asarray(v) for v in x]
+        if len(x) > 1:
+            # A .tflite and its Keras source may order their inputs differently, so a position
+            # would feed the candidate and the reference different inputs: pair by name.
+            raise EvaluationError(
+                f"eval_data gives {len(x)} inputs as a list: pass a dict {{input_name: array}} "
+                f"instead, since the .tflite and its source may order their inputs differently")
+        names, arrays = [""], [np.asarray(v) for v in x]
     else:
         names, arrays = [""], [np.asarray(x)]
     if not arrays or any(a.ndim == 0 or len(a) == 0 for a in arrays):
