@@ -414,7 +414,7 @@ def test_measure_static_reports_the_planned_arena(tmp_path: Path, keras_model: P
     assert [(s["index"], s["name"], s["operators"], s["tensors"], s["planned_arena_bytes"])
             for s in measurement.subgraphs] == [
         (0, "main", 1, 4, 128), (1, "cond", 1, 4, 80), (2, "body", 2, 6, 112)]
-    assert json.loads(json.dumps(measurement)) == measurement
+    assert json.loads(json.dumps(measurement.to_json())) == measurement.to_json()
     for key in ("size_bytes", "gzip_bytes", "ops", "inputs", "outputs"):
         assert key in measurement
 
