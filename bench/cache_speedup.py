@@ -203,11 +203,11 @@ def in_memory_benchmark(scratch: Path) -> None:
     import keras
     import tf_keras
 
-    from pytest_tflite.cache import CacheStats, ConversionCache
+    from pytest_tflite.conversion.cache import CacheStats, ConversionCache
 
     # Imported from the submodule: up to 051f96b the lazy __getattr__ in pytest_tflite/__init__.py
     # made ``from pytest_tflite import convert`` return the module, not the function.
-    from pytest_tflite.conversion import convert
+    from pytest_tflite.conversion.recipes import convert
 
     warmup = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(2)])
     convert(warmup, "float32", cache=None, output_dir=scratch / "out")

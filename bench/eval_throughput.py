@@ -81,8 +81,8 @@ def main() -> None:
 
     import pytest_tflite
     from pytest_tflite.measure import accuracy
-    from pytest_tflite.measure.inference import run_arrays
     from pytest_tflite.measure.isolated import run_model
+    from pytest_tflite.measure.worker.inference import run_arrays
 
     x, y = dataset()
     folder = Path(tempfile.mkdtemp(prefix="eval-throughput-"))

@@ -7,7 +7,7 @@ scikit-learn's digits (1797 8x8 images, 10 classes; 1437 to train and fine-tune,
   2. train the float CNN (Conv 8x3x3 -> MaxPool -> Conv 16x3x3 -> Flatten -> Dense 10), 5 epochs
      (not billed: the user's model)
   3. import tensorflow-model-optimization
-  4. ``pytest_tflite.optimize.prune(model, 0.75, (x, y), epochs=2)``, split into
+  4. ``pytest_tflite.prune(model, 0.75, (x, y), epochs=2)``, split into
      prune + fine-tune (clone, wrap, compile, fit, verify) and strip (``strip_pruning``, timed
      by wrapping tfmot's function)
   5. ``pytest_tflite.convert(pruned, "int8", x[:256])`` (no cache; includes the sanity check,
@@ -69,7 +69,8 @@ def child() -> None:
     timings["train_float"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    from pytest_tflite.optimize import prune, tfmot_session
+    from pytest_tflite.optimize.pruning import prune
+    from pytest_tflite.optimize.session import tfmot_session
 
     # The import as prune() does it: tf.keras pinned first, TF_USE_LEGACY_KERAS restored after.
     with tfmot_session() as (_, tfmot):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .budget import Budget, load
-    from .conversion import convert
+    from .conversion.recipes import convert
     from .errors import (
         BudgetExceeded,
         BudgetFileError,
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
         TFLiteError,
     )
     from .model import TFLiteModel
-    from .optimize import prune, quantize_aware
+    from .optimize.pruning import prune
+    from .optimize.qat import quantize_aware
 
 __all__ = [
     "Budget",
@@ -40,10 +41,10 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Budget": "budget", "load": "budget", "convert": "conversion", "TFLiteModel": "model",
+    "Budget": "budget", "load": "budget", "convert": "conversion.recipes", "TFLiteModel": "model",
     "BudgetExceeded": "errors", "BudgetFileError": "errors", "ConversionError": "errors",
     "ModelError": "errors", "SanityError": "errors", "TFLiteError": "errors",
-    "OptimizationError": "errors", "prune": "optimize", "quantize_aware": "optimize",
+    "OptimizationError": "errors", "prune": "optimize.pruning", "quantize_aware": "optimize.qat",
 }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,16 +18,22 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ByteSize,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     WithJsonSchema,
     model_validator,
 )
 
 from .errors import BudgetFileError
+from .measure.metrics import ERROR_METRICS
+from .units import (
+    PERCENT_RE,
+    SIZE_UNITS,
+    parse_duration,
+    parse_size,
+    parse_time,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,64 +43,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 # Delegates the runtime measurement knows; "external:PATH" names a delegate shared library.
 DELEGATES = ("xnnpack", "builtin", "reference", "gpu", "npu")
 ACCELERATORS = ("gpu", "npu")  # LiteRT CompiledModel: whole-model figures only
-SIZE_UNITS = "B, KB, KiB, MB, MiB"
-TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-_byte_size = TypeAdapter(ByteSize)
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)\s*$")
-_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(us|ms|s)\s*$")
-_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-def _parse_size(value: object) -> int:
-    # ByteSize alone accepts 0, booleans, "0.5 B" and units we do not document: constrain it.
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size such as 24576 or \"24 KiB\" ({SIZE_UNITS}), got {value}")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"a size in bytes must be a whole number, got {value}")
-    if isinstance(value, str):
-        match = _SIZE_RE.match(value)
-        if not match:
-            raise ValueError(f"expected a size such as \"24 KiB\" (units {SIZE_UNITS}), got {value!r}")
-    elif not isinstance(value, (int, float)):
-        raise ValueError(f"expected a size such as 24576 or \"24 KiB\", got {value!r}")
-    elif value <= 0:
-        raise ValueError(f"a size must be greater than 0, got {value!r}")
-    number = int(_byte_size.validate_python(value))
-    if isinstance(value, str) and match and number != float(match.group(1)) * _unit_bytes(match.group(2)):
-        raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
-    if number <= 0:
-        raise ValueError(f"a size must be greater than 0, got {value!r}")
-    return number
-
-
-def _unit_bytes(unit: str) -> int:
-    return {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}[unit]
-
-
-def _parse_time(value: object) -> float:
-    """A duration in milliseconds: a bare number is milliseconds, a string carries us/ms/s."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str) and (match := _TIME_RE.match(value)):
-        number = float(match.group(1)) * TIME_UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value!r}")
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"a time must be greater than 0, got {value!r}")
-    return number
-
-
-def _duration_with_unit(value: object) -> float:
-    """A setting's duration: a bare number is refused, since "300" read as ms surprised users."""
-    if not isinstance(value, str):
-        raise ValueError(f"a duration needs a unit: write \"{value} s\" for seconds (units us, "
-                         f"ms, s), got {value!r}")
-    return _parse_time(value)
-
-
 def _no_bool(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value}")
@@ -121,7 +68,7 @@ class Relative(BaseModel):
 
 def _relative_or(parse_absolute: Any) -> Any:
     def parse(value: object) -> object:
-        if isinstance(value, str) and (match := _PERCENT_RE.match(value)):
+        if isinstance(value, str) and (match := PERCENT_RE.match(value)):
             return Relative(percent=float(match.group(1)))
         if isinstance(value, Relative):
             return value
@@ -161,18 +108,18 @@ def _or_percent(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [*schema.get("anyOf", [schema]), {"type": "string", "pattern": _PERCENT_PATTERN}]}
 
 
-Size = Annotated[int, BeforeValidator(_parse_size), WithJsonSchema(_SIZE_SCHEMA)]
-Duration = Annotated[float, BeforeValidator(_duration_with_unit),
+Size = Annotated[int, BeforeValidator(parse_size), WithJsonSchema(_SIZE_SCHEMA)]
+Duration = Annotated[float, BeforeValidator(parse_duration),
                      WithJsonSchema({"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|ms|s)\s*$",
                                      "description": "a time with its unit (us, ms, s)"})]
-Time = Annotated[float, BeforeValidator(_parse_time), WithJsonSchema(_TIME_SCHEMA)]
+Time = Annotated[float, BeforeValidator(parse_time), WithJsonSchema(_TIME_SCHEMA)]
 Fraction = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_fraction),
                      WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
 Number = Annotated[float, BeforeValidator(_no_bool)]
 PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
-SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(_parse_size)),
+SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(parse_size)),
                           WithJsonSchema(_or_percent(_SIZE_SCHEMA))]
-TimeTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_parse_time)),
+TimeTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(parse_time)),
                           WithJsonSchema(_or_percent(_TIME_SCHEMA))]
 NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_non_negative)),
                             WithJsonSchema(_or_percent({"type": "number", "minimum": 0}))]
@@ -213,9 +160,6 @@ class BudgetTable(Strict):
 class SizeBudget(BudgetTable):
     max: Size | None = None
     max_gzip: Size | None = None
-
-
-ERROR_METRICS = ("mae", "mse", "rmse")
 
 
 class AccuracyBudget(Strict):
@@ -368,7 +312,7 @@ def _op_names(names: list[str]) -> list[str]:
     """Builtin op names as the runtime reports them; "CUSTOM" (any custom op) or "CUSTOM:Name"."""
     if not names:
         return names
-    from .model import builtin_op_names
+    from .flatbuffer import builtin_op_names
 
     builtin = builtin_op_names()
     for name in names:

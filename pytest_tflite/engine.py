@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget, RuntimeSettings, Variant
+from .errors import EvaluationError
 from .model import TFLiteModel
 from .results import Accuracy, Entry, Fidelity, Measurement, Verdict
 from .verdicts import Context, delegates_named, judge
@@ -93,7 +94,7 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
 def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
              evaluation: Evaluation, settings: Settings, timeout: float) -> None:
     """Accuracy (with labels) and fidelity (with a reference), from one pass over the data."""
-    from .measure import accuracy
+    from .measure import accuracy, metrics
     from .measure.lock import shared
 
     prepared = accuracy.eval_data(evaluation.data)
@@ -107,21 +108,21 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
     if budget is not None:
         name, higher = budget.metric, budget.higher_is_better
     elif callable(evaluation.metric):
-        raise accuracy.EvaluationError(
+        raise EvaluationError(
             "check(metric=...) was given but the variant has no accuracy budget: add "
             "accuracy = { metric = \"custom\", direction = \"higher\" | \"lower\", ... }")
     else:
         name, higher = "top1", True
     if prepared.labels is not None:
-        found = accuracy.score(name, prepared.labels, candidate, evaluation.metric)
-        base = (accuracy.score(name, prepared.labels, expected, evaluation.metric)
+        found = metrics.score(name, prepared.labels, candidate, evaluation.metric)
+        base = (metrics.score(name, prepared.labels, expected, evaluation.metric)
                 if expected is not None else None)
         measurement.accuracy = Accuracy(
             metric=name, candidate=found, reference=base,
-            drop=accuracy.drop(name, found, base, higher) if base is not None else None,
+            drop=metrics.drop(name, found, base, higher) if base is not None else None,
             samples=prepared.samples, batched=batched)
     if expected is not None:
-        measurement.fidelity = Fidelity(**accuracy.fidelity(candidate, expected))
+        measurement.fidelity = Fidelity(**metrics.fidelity(candidate, expected))
 
 
 def explains_quality(entry: Entry) -> bool:
@@ -146,7 +147,7 @@ def as_model(value: Any, variant: str | None = None) -> TFLiteModel:
     """What ``check`` accepts besides a TFLiteModel: a ``.tflite`` path or bytes."""
     if isinstance(value, TFLiteModel):
         return value
-    from .conversion import convert
+    from .conversion.recipes import convert
 
     return convert(value, variant=variant)
 

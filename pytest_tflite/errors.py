@@ -27,6 +27,10 @@ class SanityError(ConversionError):
     """A converted model disagrees with its source: the converter miscompiled it."""
 
 
+class EvaluationError(TFLiteError):
+    """Evaluation data, labels, reference or metric cannot be used as given."""
+
+
 class BudgetExceeded(AssertionError):
     """One or more budgets failed; the message holds the table of checks."""
 

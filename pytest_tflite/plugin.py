@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .arguments import delegate_list, ini_runtime_settings, positive_float, positive_int
-from .cache import CacheStats
 from .checker import ENTRY_PROPERTY, BudgetChecker
+from .conversion.cache import CacheStats
 from .errors import BudgetFileError, TFLiteError
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class TFLitePlugin:
     def cache(self) -> Any:
         if self.config.getoption("tflite_no_cache"):
             return None
-        from .cache import ConversionCache, default_dir
+        from .conversion.cache import ConversionCache, default_dir
 
         directory = self._ini_path("tflite_cache_dir")
         if directory is None:
@@ -160,7 +160,7 @@ class TFLitePlugin:
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> Any:
         if file_path.suffix != ".toml" or not file_path.is_relative_to(self.budget_dir()):
             return None
-        from .source_items import BudgetSourceFile, names_a_source
+        from .budget_items import BudgetSourceFile, names_a_source
 
         try:
             text = file_path.read_text(encoding="utf-8")
@@ -308,7 +308,7 @@ def tflite_convert(
     def convert(source: Any, recipe: str | None = None, representative_data: Any = None,
                 **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        from .conversion import convert as run_conversion
+        from .conversion.recipes import convert as run_conversion
 
         with _heavy_work(plugin):
             kwargs.setdefault("timeout", plugin.timeout_seconds())
@@ -332,7 +332,7 @@ def tflite_prune(request: pytest.FixtureRequest) -> Generator[Callable[..., Any]
 
     def prune(model: Any, target_sparsity: float, fine_tune: Any = None, **options: Any) -> Any:
         __tracebackhide__ = True
-        from .optimize import cached_prune
+        from .optimize.cached import cached_prune
 
         with _heavy_work(plugin):
             return cached_prune(cache, model, target_sparsity, fine_tune, stats=stats, **options)

@@ -1,6 +1,77 @@
-"""Human-readable sizes and times for tables and messages (parsing lives in budget.py)."""
+"""Units, the one home: sizes and times parsed from budget files (to bytes and milliseconds)
+and written back for people in tables and messages. pydantic's ByteSize loads on first parse."""
 
 from __future__ import annotations
+
+import math
+import re
+from functools import cache
+from typing import Any
+
+SIZE_UNITS = "B, KB, KiB, MB, MiB"
+TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)\s*$")
+_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(us|ms|s)\s*$")
+
+
+def parse_size(value: object) -> int:
+    # ByteSize alone accepts 0, booleans, "0.5 B" and units we do not document: constrain it.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 24576 or \"24 KiB\" ({SIZE_UNITS}), got {value}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"a size in bytes must be a whole number, got {value}")
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise ValueError(f"expected a size such as \"24 KiB\" (units {SIZE_UNITS}), got {value!r}")
+    elif not isinstance(value, (int, float)):
+        raise ValueError(f"expected a size such as 24576 or \"24 KiB\", got {value!r}")
+    elif value <= 0:
+        raise ValueError(f"a size must be greater than 0, got {value!r}")
+    number = int(_byte_size().validate_python(value))
+    if isinstance(value, str) and match and number != float(match.group(1)) * unit_bytes(match.group(2)):
+        raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
+    if number <= 0:
+        raise ValueError(f"a size must be greater than 0, got {value!r}")
+    return number
+
+
+def unit_bytes(unit: str) -> int:
+    return {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}[unit]
+
+
+def parse_time(value: object) -> float:
+    """A duration in milliseconds: a bare number is milliseconds, a string carries us/ms/s."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and (match := _TIME_RE.match(value)):
+        number = float(match.group(1)) * TIME_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value!r}")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"a time must be greater than 0, got {value!r}")
+    return number
+
+
+def parse_duration(value: object) -> float:
+    """A setting's duration: a bare number is refused, since "300" read as ms surprised users."""
+    if not isinstance(value, str):
+        raise ValueError(f"a duration needs a unit: write \"{value} s\" for seconds (units us, "
+                         f"ms, s), got {value!r}")
+    return parse_time(value)
+
+
+PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+@cache
+def _byte_size() -> Any:
+    from pydantic import ByteSize, TypeAdapter
+
+    return TypeAdapter(ByteSize)
 
 
 def format_bytes(value: float | None) -> str:

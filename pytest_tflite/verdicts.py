@@ -272,7 +272,7 @@ class _DelegateJudge:
 def _fallback(metric: str, found: DelegateResult, forbidden: list[str]) -> Check:
     """Forbidden ops left to CPU kernels. The runtime names a custom op by its own name, so
     ``CUSTOM`` matches every op that is not a builtin one and ``CUSTOM:Name`` matches ``Name``."""
-    from .model import builtin_op_names
+    from .flatbuffer import builtin_op_names
 
     if found.fallback_ops is None:
         return Check(metric, None, 0.0, "error", reason=found.reason or "delegation not measurable")

@@ -99,6 +99,6 @@ def cnn_samples() -> np.ndarray:
 
 @pytest.fixture
 def isolated_cache(tmp_path: Path) -> Any:
-    from pytest_tflite.cache import CacheStats, ConversionCache
+    from pytest_tflite.conversion.cache import CacheStats, ConversionCache
 
     return ConversionCache(tmp_path / "cache"), CacheStats()

@@ -1,4 +1,5 @@
-"""Accuracy and fidelity (measure/accuracy.py, measure/inference.py, checker.py) on real models.
+"""Accuracy and fidelity (measure/accuracy.py, measure/metrics.py, worker/inference.py) on real
+models.
 
 Every value the package reports is recomputed here without it: the candidate runs in
 ``ai_edge_litert``'s Interpreter one sample at a time, with inputs quantized and outputs
@@ -21,8 +22,7 @@ import pytest
 
 from pytest_tflite.budget import load
 from pytest_tflite.checker import BudgetChecker
-from pytest_tflite.errors import BudgetExceeded
-from pytest_tflite.measure.accuracy import EvaluationError
+from pytest_tflite.errors import BudgetExceeded, EvaluationError
 
 from .conftest import keras3_mlp
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model

@@ -422,7 +422,7 @@ def effect_model(folder: Path, mlp: Any) -> None:
 
 
 def effect_source(folder: Path, mlp: Any) -> None:
-    from pytest_tflite.source_items import names_a_source
+    from pytest_tflite.budget_items import names_a_source
 
     (folder / "models").mkdir(exist_ok=True)
     text = 'source = "models/m.tflite"\n[variants.v]\nsize = { max = "1 MiB" }\n'

@@ -34,7 +34,8 @@ MUTATIONS = 300
 TIMEOUT_S = 20.0
 BOUND_S = TIMEOUT_S + 15  # the worker's timeout plus process start and static checks
 
-# What the package says, by where it says it (model.py, runtime.py, runners.py, worker.py).
+# What the package says, by where it says it (flatbuffer.py, runtime.py, worker/delegates.py,
+# worker/main.py).
 # Order matters: the first match names the category.
 CATEGORIES = [
     ("not a TFLite model", r"not a TFLite model"),

@@ -1,7 +1,7 @@
 """Pruning and quantization-aware training on small real tf_keras models, and what they leave behind.
 
 Sparsity is recomputed here with numpy from the returned models' weights. tfmot is imported into
-this worker (``pytest_tflite.optimize`` pins ``tf.keras`` and restores ``TF_USE_LEGACY_KERAS``
+this worker (``pytest_tflite.optimize.session`` pins ``tf.keras`` and restores ``TF_USE_LEGACY_KERAS``
 around it); the subprocess test proves that a fresh process, where ``tf.keras`` has never been
 touched, still gets Keras 3 after pruning.
 """
@@ -19,7 +19,10 @@ import numpy as np
 import pytest
 
 from pytest_tflite import ConversionError, TFLiteError, convert
-from pytest_tflite.optimize import OptimizationError, _polynomial_plan, cached_prune, prune, quantize_aware
+from pytest_tflite.errors import OptimizationError
+from pytest_tflite.optimize.cached import cached_prune
+from pytest_tflite.optimize.pruning import _polynomial_plan, prune
+from pytest_tflite.optimize.qat import quantize_aware
 
 from .conftest import keras3_mlp, tf_keras_cnn
 
@@ -224,8 +227,8 @@ def test_pruning_preserving_qat_keeps_the_zeros(trained, data, tmp_path):
 
 
 def test_cached_prune_skips_the_fine_tune_on_a_rerun(trained, data, tmp_path, monkeypatch):
-    from pytest_tflite import optimize
-    from pytest_tflite.cache import CacheStats, ConversionCache
+    from pytest_tflite.conversion.cache import CacheStats, ConversionCache
+    from pytest_tflite.optimize import pruning as optimize
 
     cache, stats = ConversionCache(tmp_path / "cache"), CacheStats()
     first = cached_prune(cache, trained, 0.5, data, stats=stats, epochs=1)
@@ -256,7 +259,7 @@ FRESH_PROCESS = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     import tf_keras
-    from pytest_tflite.optimize import prune
+    from pytest_tflite.optimize.pruning import prune
 
     model = tf_keras.Sequential([tf_keras.Input((8,)), tf_keras.layers.Dense(16)])
     prune(model, 0.5)

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from pytest_tflite import ConversionError, convert
-from pytest_tflite.errors import OutputOrderWarning
+from pytest_tflite.errors import EvaluationError, OutputOrderWarning
 from pytest_tflite.measure import accuracy
-from pytest_tflite.measure.accuracy import EvaluationError
 
 from .conftest import keras3_mlp
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model
@@ -169,7 +168,7 @@ def two_outputs_without_signature() -> bytes:
 def test_a_model_without_signature_warns_and_falls_back_to_tensor_order(tmp_path, samples):
     from ai_edge_litert.interpreter import Interpreter
 
-    from pytest_tflite.sanity import compare
+    from pytest_tflite.conversion.sanity import compare
 
     path = tmp_path / "unsigned.tflite"
     path.write_bytes(two_outputs_without_signature())
@@ -189,8 +188,8 @@ def test_a_model_without_signature_warns_and_falls_back_to_tensor_order(tmp_path
 
 
 def test_sanity_pairs_by_name_and_names_both_lists_when_they_differ():
+    from pytest_tflite.conversion.sanity import compare
     from pytest_tflite.errors import SanityError
-    from pytest_tflite.sanity import compare
 
     a, b = np.ones((2, 4), np.float32), np.arange(8, dtype=np.float32).reshape(2, 4)
     # Same shapes in the other order: paired by name, they agree.
@@ -270,7 +269,7 @@ def test_several_keras3_inputs_go_in_by_name(tmp_path):
     order. The sanity run, int8 calibration and dict eval_data all pair them by name."""
     import keras
 
-    from pytest_tflite.sources import keras_input_name
+    from pytest_tflite.conversion.sources import keras_input_name
 
     keras.utils.set_random_seed(6)
     wide, narrow = keras.Input((4,)), keras.Input((3,))

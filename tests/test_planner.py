@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pytest_tflite.errors import ModelError
+from pytest_tflite.flatbuffer import FlatbufferView, TensorInfo
 from pytest_tflite.measure.planner import (
     aligned,
     called_subgraphs,
@@ -23,7 +24,7 @@ from pytest_tflite.measure.planner import (
     tensor_bytes,
 )
 from pytest_tflite.measure.static import measure_static
-from pytest_tflite.model import FlatbufferView, TensorInfo, TFLiteModel
+from pytest_tflite.model import TFLiteModel
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model, chain_model, run
 

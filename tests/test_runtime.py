@@ -1,4 +1,4 @@
-"""Runtime measurement (measure/runtime.py, worker.py, runners.py, lock.py) on real models.
+"""Runtime measurement (measure/runtime.py, measure/worker/, lock.py) on real models.
 
 Every figure asserted here is known independently of the code under test: worked out by hand
 from TFLite's arena planner, read from the model's flatbuffer, or a physical bound (a process

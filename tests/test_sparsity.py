@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
+from pytest_tflite.flatbuffer import FlatbufferView
 from pytest_tflite.measure.sparsity import (
     check_pattern,
     layer_matches,
@@ -25,7 +26,7 @@ from pytest_tflite.measure.sparsity import (
     zero_mask,
 )
 from pytest_tflite.measure.static import measure_static
-from pytest_tflite.model import FlatbufferView, TFLiteModel
+from pytest_tflite.model import TFLiteModel
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model, run
 

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from pytest_tflite import cli, verdicts
-from pytest_tflite.results import Measurement, overall
 from pytest_tflite.budget import load
 from pytest_tflite.errors import ModelError
+from pytest_tflite.flatbuffer import FlatbufferView
 from pytest_tflite.measure.static import gzip_size, measure_static
-from pytest_tflite.model import FlatbufferView, TFLiteModel
+from pytest_tflite.model import TFLiteModel
+from pytest_tflite.results import Measurement, overall
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,8 @@ def test_accuracy_budget_without_data_is_an_error_not_a_silent_pass(built: Built
 def test_runtime_budgets_without_runtime_are_skipped_not_passed(built: Built, tmp_path: Path) -> None:
     measurement = measure_static(TFLiteModel.from_path(built.float32))
     variant = _variant(tmp_path, '[variants.v.latency.xnnpack]\nmedian = "1 ms"\n')
-    checks = verdicts.judge(measurement, variant, context=verdicts.Context(runtime_off="runtime measurement off"))
+    checks = verdicts.judge(measurement, variant,
+                            context=verdicts.Context(runtime_off="runtime measurement off"))
     assert [(c.metric, c.verdict, c.reason) for c in checks] == [
         ("latency.xnnpack.median", "skip", "runtime measurement off")]
     assert overall(checks) == "skip"

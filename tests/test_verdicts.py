@@ -302,7 +302,7 @@ def test_context_defaults_judge_strictly() -> None:
 def test_off_linux_peak_rss_is_null_and_its_budget_skips(monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
     # The worker read /proc unguarded: off Linux every runtime check errored.
-    from pytest_tflite.measure import worker
+    from pytest_tflite.measure.worker import main as worker
 
     def no_proc(*args: Any, **kwargs: Any) -> Any:
         raise FileNotFoundError(2, "No such file or directory", "/proc/self/status")
@@ -319,7 +319,7 @@ def test_one_timeout_reaches_the_evaluation_worker(tmp_path: Path) -> None:
     # The evaluation worker had a fixed 120 s limit that no setting reached.
     import numpy as np
 
-    from pytest_tflite.measure.accuracy import EvaluationError
+    from pytest_tflite.errors import EvaluationError
 
     path = tmp_path / "relu.tflite"
     path.write_bytes(chain_model([4, 4]))

@@ -1,29 +1,21 @@
 """Accuracy and fidelity: a candidate model evaluated on data, next to its float reference.
 
 The candidate always runs in the measurement worker (a crashing model fails only its test);
-a Keras or SavedModel reference runs here, where TensorFlow already lives. Metrics come out as
-plain floats; a NaN output is an error, never a metric that compares as passing.
+a Keras or SavedModel reference runs here, where TensorFlow already lives. The metrics that
+score both are in ``metrics``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
-from ..errors import OutputOrderWarning, TFLiteError
+from ..errors import EvaluationError, OutputOrderWarning, TFLiteError
 from .isolated import run_model
-
-ERROR_METRICS = ("mae", "mse", "rmse")
-SNR_CAP_DB = 300.0  # identical outputs: a finite stand-in for infinity (JSON has none)
-
-
-class EvaluationError(TFLiteError):
-    """Evaluation data, labels, reference or metric cannot be used as given."""
 
 
 @dataclass
@@ -114,7 +106,7 @@ def run_candidate(path: Path, data: EvalData, output: str | int | None, *,
     """The candidate's chosen output over the data, in the worker; and whether it batched.
 
     ``output``: the signature's output key, or an index into the signature order (names sorted
-    naturally: ``output_0``, ``output_1``...; see measure/inference.py), which is the order
+    naturally: ``output_0``, ``output_1``...; see worker/inference.py), which is the order
     ``run_reference`` counts in too. A model without a SignatureDef counts its tensors
     instead, with an OutputOrderWarning. ``timeout`` in seconds (None: the worker's default).
     """
@@ -152,7 +144,7 @@ def _run_tflite(path: Path, data: EvalData, output: str | int | None, role: str,
 
 
 def _check_shapes(path: Path, data: EvalData) -> None:
-    from ..model import FlatbufferView
+    from ..flatbuffer import FlatbufferView
 
     inputs = FlatbufferView(Path(path).read_bytes(), origin=str(path)).io_details("inputs")
     if len(inputs) != len(data.inputs):
@@ -180,14 +172,15 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None, *,
     """
     import numpy as np
 
-    from ..sources import _keras_flavour, classify, keras_input_name, load, output_arrays
+    from ..conversion.frameworks import import_tensorflow, keras_flavour
+    from ..conversion.sources import classify, keras_input_name, load, output_arrays
 
     if _is_tflite(reference):
         model = float_reference_model(reference)
         _refuse_quantized(model)
         prediction, _ = _run_tflite(model.path, data, output, "reference", timeout)
         return prediction
-    if _keras_flavour(reference) is not None:
+    if keras_flavour(reference) is not None:
         names = [keras_input_name(t, i) for i, t in enumerate(reference.inputs)]
         arrays = _in_input_order(data, names)
         predicted = reference.predict(arrays if len(arrays) > 1 else arrays[0],
@@ -197,10 +190,9 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None, *,
         except TFLiteError as exc:
             raise EvaluationError(f"reference: {exc}") from None
     else:
-        from ..conversion import _import_tensorflow
 
         try:
-            loaded = load(classify(reference), _import_tensorflow())
+            loaded = load(classify(reference), import_tensorflow())
         except TFLiteError as exc:
             raise EvaluationError(f"reference: {exc}") from None
         outputs = loaded.reference(_in_input_order(data, [n for n, _, _ in loaded.inputs]))
@@ -250,7 +242,7 @@ def _select(outputs: dict[str, Any], output: str | int | None) -> Any:
 
 def float_reference_model(reference: Any) -> Any:
     """The reference as a float ``.tflite`` (converted here when it is a Keras or SavedModel)."""
-    from ..conversion import convert
+    from ..conversion.recipes import convert
 
     if _is_tflite(reference):
         return convert(reference)  # passed through as it is
@@ -258,8 +250,8 @@ def float_reference_model(reference: Any) -> Any:
 
 
 def _is_tflite(value: Any) -> bool:
+    from ..conversion.sources import TFLITE_SUFFIXES
     from ..model import TFLiteModel
-    from ..sources import TFLITE_SUFFIXES
 
     return isinstance(value, (TFLiteModel, bytes)) or (
         isinstance(value, (str, Path)) and Path(value).suffix.lower() in TFLITE_SUFFIXES)
@@ -273,100 +265,3 @@ def _refuse_quantized(model: Any) -> None:
             f"reference {model.path} is itself quantized: the drop would be measured against "
             f"another approximation. Pass the float model (Keras, SavedModel or a float32 .tflite)"
         )
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def score(metric: str, labels: Any, prediction: Any, custom: Callable[..., Any] | None = None) -> float:
-
-    if labels is None:
-        raise EvaluationError("an accuracy budget needs labels: pass eval_data=(x, y)")
-    if metric == "custom":
-        if custom is None:
-            raise EvaluationError("the budget's metric is 'custom': pass metric=callable "
-                                  "(y_true, y_pred) -> float to check()")
-        try:
-            value = float(custom(labels, prediction))
-        except Exception as exc:
-            raise EvaluationError(f"the metric callable {getattr(custom, '__name__', custom)!r} "
-                                  f"raised {type(exc).__name__}: {exc}") from None
-    elif metric.startswith("top"):
-        value = _top_k(int(metric[3:]), labels, prediction)
-    else:
-        value = _error_metric(metric, labels, prediction)
-    if not math.isfinite(value):
-        raise EvaluationError(f"metric {metric} came out {value}: it cannot be compared")
-    return value
-
-
-def _top_k(k: int, labels: Any, prediction: Any) -> float:
-    import numpy as np
-
-    scores = prediction.reshape(len(prediction), -1)
-    classes = scores.shape[1]
-    if labels.ndim == 2 and labels.shape[1] == classes:
-        labels = labels.argmax(axis=1)
-    labels = labels.reshape(len(labels))
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(labels == np.round(labels)):
-            raise EvaluationError(f"top{k} needs class indices (or one-hot labels) as labels; "
-                                  f"got {labels.dtype} values")
-        labels = labels.astype(np.int64)
-    if labels.min() < 0 or labels.max() >= classes:
-        raise EvaluationError(f"labels out of range: they run {labels.min()}..{labels.max()}, "
-                              f"the model outputs {classes} classes (0..{classes - 1})")
-    if k > classes:
-        raise EvaluationError(f"top{k} asked of a model with {classes} classes")
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # ties: the lower class wins
-    return float(np.mean(np.any(top == labels[:, None], axis=1)))
-
-
-def _error_metric(metric: str, labels: Any, prediction: Any) -> float:
-    import numpy as np
-
-    if labels.size != prediction.size:
-        raise EvaluationError(f"{metric}: labels have {labels.shape}, predictions "
-                              f"{prediction.shape}; they must hold the same number of values")
-    difference = prediction.reshape(-1).astype(np.float64) - labels.reshape(-1).astype(np.float64)
-    if metric == "mae":
-        return float(np.mean(np.abs(difference)))
-    mse = float(np.mean(difference**2))
-    return mse if metric == "mse" else math.sqrt(mse)
-
-
-def drop(metric: str, candidate: float, reference: float, higher_is_better: bool) -> float:
-    """How much worse the candidate is than the reference (positive = worse)."""
-    return reference - candidate if higher_is_better else candidate - reference
-
-
-class FidelityFigures(TypedDict):
-    top1_agreement: float | None  # None for a single-value output: no argmax to agree on
-    cosine: float
-    max_abs_error: float
-    snr_db: float
-
-
-def fidelity(candidate: Any, reference: Any) -> FidelityFigures:
-    """Candidate vs reference on the same inputs: no labels needed."""
-    import numpy as np
-
-    if candidate.shape != reference.shape:
-        raise EvaluationError(f"candidate outputs {candidate.shape}, the reference "
-                              f"{reference.shape}: they are not the same model's outputs")
-    got = candidate.astype(np.float64).reshape(len(candidate), -1)
-    want = reference.astype(np.float64).reshape(len(reference), -1)
-    agreement = (float(np.mean(got.argmax(axis=1) == want.argmax(axis=1)))
-                 if got.shape[1] > 1 else None)
-    norms = float(np.linalg.norm(got) * np.linalg.norm(want))
-    cosine = float(np.dot(got.ravel(), want.ravel()) / norms) if norms else float(
-        np.array_equal(got, want))
-    noise = float(np.sum((got - want) ** 2))
-    signal = float(np.sum(want**2))
-    snr = SNR_CAP_DB if noise == 0 else (10 * math.log10(signal / noise) if signal else -SNR_CAP_DB)
-    return {
-        "top1_agreement": agreement,
-        "cosine": cosine,
-        "max_abs_error": float(np.max(np.abs(got - want))),
-        "snr_db": min(snr, SNR_CAP_DB),
-    }

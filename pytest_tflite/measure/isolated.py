@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-
-DEFAULT_TIMEOUT_S = 120.0
+from .worker.protocol import DEFAULT_TIMEOUT_S
 
 
 def worker_environment() -> dict[str, str]:
@@ -62,7 +61,7 @@ def run_model(
 
     ``names``: the inputs' names (a dict's keys), matched to the model's signature input names;
     empty for inputs in the model's order. ``output``: a signature output name or an index into
-    the signature order (see inference.py); None for all. ``timeout`` in seconds (None: the
+    the signature order (see worker/inference.py); None for all. ``timeout`` in seconds (None: the
     default of DEFAULT_TIMEOUT_S). Names or ``output=`` that do not fit raise RunRefused.
     """
     import numpy as np

@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import FlatbufferView, TensorInfo
+from ..flatbuffer import FlatbufferView, TensorInfo
 
 ALIGNMENT = 16  # TFLite Micro's kBufferAlignment
 

@@ -17,15 +17,21 @@ from typing import Any
 from ..results import DelegateResult
 from . import lock
 from .isolated import WorkerFailed, call_worker
+from .worker.protocol import (
+    DEFAULT_SEED,
+    DEFAULT_THREADS,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_TIMING,
+    DEFAULT_WARMUP,
+)
 
-DEFAULT_TIMEOUT_S = 300.0
 BUILTIN_DEFAULTS: dict[str, Any] = {
-    "threads": 1,
+    "threads": DEFAULT_THREADS,
     "delegates": [],
-    "warmup": {"min_runs": 1, "min_seconds": 0.5},
-    "timing": {"min_runs": 50, "min_seconds": 1.0},
+    "warmup": DEFAULT_WARMUP,
+    "timing": DEFAULT_TIMING,
     "input_shapes": {},
-    "seed": 0,
+    "seed": DEFAULT_SEED,
     "timeout": DEFAULT_TIMEOUT_S * 1000,  # milliseconds, like every time in a budget file
 }
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelError
-from ..model import FlatbufferView, TensorInfo
+from ..flatbuffer import FlatbufferView, TensorInfo
 from ..results import PatternLayer, SparsityPattern
 
 # Operator -> the inputs that may hold its weights.

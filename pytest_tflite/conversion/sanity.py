@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import ConversionError, OutputOrderWarning, SanityError
+from ..errors import ConversionError, OutputOrderWarning, SanityError
 
 # Per recipe: max relative error for float recipes, min cosine for quantized ones. Chosen well
 # clear of what correct conversions of the test models reach (float32 ~1e-6, float16 ~1e-3,

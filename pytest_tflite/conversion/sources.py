@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConversionError, ModelError, TFLiteError
-from .model import TFLiteModel
+from ..errors import ConversionError, ModelError, TFLiteError
+from ..model import TFLiteModel
+from .frameworks import keras_flavour
 
 TFLITE_SUFFIXES = (".tflite", ".lite")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -74,25 +75,13 @@ def classify(
             f"{path}: unknown model file type {suffix!r}; expected a .tflite, .keras or .h5 file "
             f"or a SavedModel directory"
         )
-    if _keras_flavour(source) is not None:
+    if keras_flavour(source) is not None:
         name = getattr(source, "name", type(source).__name__)
-        return Source("keras_model", f"{_keras_flavour(source)} model {name!r}", value=source)
+        return Source("keras_model", f"{keras_flavour(source)} model {name!r}", value=source)
     raise ModelError(
         f"cannot convert a {type(source).__name__}: pass a Keras model, a .keras/.h5 path, a "
         f"SavedModel directory, or a .tflite path or bytes"
     )
-
-
-def _keras_flavour(value: Any) -> str | None:
-    """"tf_keras" (Keras 2) or "keras" (Keras 3) for a Keras model, else None."""
-    for klass in type(value).__mro__:
-        module = klass.__module__ or ""
-        if klass.__name__ in ("Model", "Functional", "Sequential"):
-            if module.startswith("tf_keras") or module.startswith("keras.src.engine"):
-                return "tf_keras"
-            if module.startswith("keras"):
-                return "keras"
-    return None
 
 
 def load(source: Source, tf: Any) -> Loaded:
@@ -205,7 +194,7 @@ def output_arrays(model: Any, outputs: Any) -> dict[str, Any]:
     """
     import numpy as np
 
-    if _keras_flavour(model) == "tf_keras":
+    if keras_flavour(model) == "tf_keras":
         import tensorflow as tf
 
         names = getattr(model, "output_names", None)
@@ -232,7 +221,7 @@ def _flatten(outputs: Any) -> list[Any]:
 
 
 def _in_signature_order(named: dict[str, Any]) -> dict[str, Any]:
-    from .measure.inference import signature_order
+    from ..measure.worker.inference import signature_order
 
     return {name: named[name] for name in signature_order(named)}
 

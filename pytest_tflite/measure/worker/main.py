@@ -16,7 +16,6 @@ interpreter takes only this process down, and TensorFlow's memory never pollutes
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 
@@ -91,30 +90,12 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _constant_tensors(model_path: str) -> dict[int, set[int]]:
-    """Per subgraph, the tensors whose data lives in the file (not in any arena)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    with open(model_path, "rb") as stream:
-        content = stream.read()
-    model = schema.Model.GetRootAs(content, 0)
-    constants: dict[int, set[int]] = {}
-    for number in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(number)
-        constants[number] = set()
-        for index in range(subgraph.TensorsLength()):
-            buffer = model.Buffers(subgraph.Tensors(index).Buffer())
-            if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
-                constants[number].add(index)
-    return constants
-
-
 def _sample_inputs(path: str, details: list[dict[str, Any]]) -> list[Any]:
     """The sample the test passed, one array per input, quantized where the input is integer."""
     import numpy as np
 
+    from .delegates import UsageError
     from .inference import quantize
-    from .runners import UsageError
 
     with np.load(path, allow_pickle=False) as data:
         arrays = [data[f"input_{i}"] for i in range(len(data.files))]
@@ -133,8 +114,9 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     import tempfile
     import time
 
+    from .delegates import ACCELERATORS, ModelRejected, open_runner, probe_accelerator
     from .protocol import DEFAULT_TIMING, DEFAULT_WARMUP, Runs, random_inputs, time_invokes
-    from .runners import ACCELERATORS, ModelRejected, open_runner, probe_accelerator
+    from .tensors import constant_tensors
     from .trivial import trivial_model
 
     settings = json.loads(settings_json)
@@ -176,13 +158,14 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     peak = _status_kib("VmHWM")
     result["peak_rss_bytes"] = peak - rss_before if peak is not None and rss_before is not None \
         else None
-    result["arena_bytes"] = runner.arena_bytes(_constant_tensors(model_path))
+    with open(model_path, "rb") as stream:
+        result["arena_bytes"] = runner.arena_bytes(constant_tensors(stream.read()))
     result.update(runner.coverage())
     return result
 
 
 def main(argv: list[str]) -> int:
-    from .runners import DelegateUnavailable, ModelRejected, ModelUnsupported, UsageError
+    from .delegates import DelegateUnavailable, ModelRejected, ModelUnsupported, UsageError
 
     try:
         if argv[:1] == ["run"] and len(argv) in (4, 5):
@@ -204,7 +187,3 @@ def main(argv: list[str]) -> int:
         outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(outcome), flush=True)
     return 0 if outcome["ok"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -7,17 +7,17 @@ file source reads bytes and hashes them, nothing more.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConversionError, SanityError, TFLiteError
+from ..model import TFLiteModel
 from . import representative
 from .cache import CacheStats, ConversionCache
-from .errors import ConversionError, SanityError, TFLiteError
-from .fingerprint import cache_key
-from .model import TFLiteModel
+from .cache_keys import cache_key
+from .frameworks import import_tensorflow
 from .quiet import quiet_output
 from .sanity import settings as sanity_settings
 from .sources import Loaded, Source, classify, first_line, load
@@ -133,17 +133,6 @@ def _write_model(content: bytes, variant: str, output_dir: Path | None) -> Path:
 # ---------------------------------------------------------------- converting
 
 
-def _import_tensorflow() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO/WARNING lines, not errors
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise ConversionError(
-            f"converting a model needs TensorFlow ({exc}). Install it with "
-            f"pip install 'pytest-tflite[tensorflow]', or pass a ready .tflite file"
-        ) from None
-    tf.get_logger().setLevel("ERROR")
-    return tf
 
 
 def _convert_and_check(
@@ -156,7 +145,7 @@ def _convert_and_check(
 ) -> tuple[bytes, dict[str, Any]]:
     from .sanity import compare
 
-    tf = _import_tensorflow()
+    tf = import_tensorflow()
     with quiet_output(quiet):
         loaded = load(source, tf)
         ordered = representative.in_input_order(samples, loaded) if samples is not None else None
@@ -187,7 +176,7 @@ def _convert_and_check(
 def _run_candidate(content: bytes, inputs: list[Any], loaded: Loaded, origin: str,
                    timeout: float | None) -> dict[str, Any] | list[Any]:
     """The converted model's outputs by signature name (a list, in tensor order, without one)."""
-    from .measure.isolated import RunRefused, run_model
+    from ..measure.isolated import RunRefused, run_model
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         path = Path(scratch, "candidate.tflite")

@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
+# The runtime defaults, in one place for both sides of the worker boundary: warm-up and timing
+# as LiteRT's benchmark_model; one limit in seconds for every worker run (measurement,
+# evaluation, sanity check).
 DEFAULT_WARMUP = {"min_runs": 1, "min_seconds": 0.5}
 DEFAULT_TIMING = {"min_runs": 50, "min_seconds": 1.0}
+DEFAULT_THREADS = 1
+DEFAULT_SEED = 0
+DEFAULT_TIMEOUT_S = 300.0
 MAX_SECONDS = 150.0  # benchmark_model's --max_secs: a slow model still ends
 
 

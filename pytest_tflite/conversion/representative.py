@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .errors import ConversionError
+from ..errors import ConversionError
 from .sources import Loaded
 
 

@@ -13,23 +13,24 @@ import re
 from collections import Counter
 from typing import Any
 
+from ..flatbuffer import snake_case
 from .sources import Source
 
 
 def cache_key(source: Source, options: dict[str, Any], samples: Any) -> str | None:
-    fingerprint = _fingerprint(source)
+    fingerprint = model_fingerprint(source)
     if fingerprint is None:
         return None
     digest = hashlib.sha256()
-    versions = {name: _version(name) for name in ("tensorflow", "tf-keras", "keras")}
+    versions = {name: package_version(name) for name in ("tensorflow", "tf-keras", "keras")}
     # options: recipe, converter flags and the sanity thresholds (None: converted unchecked).
     header = {"format": 3, "options": options, "versions": versions, "source": fingerprint}
     digest.update(json.dumps(header, sort_keys=True).encode())
-    _hash_arrays(digest, samples)
+    hash_arrays(digest, samples)
     return digest.hexdigest()
 
 
-def _version(distribution: str) -> str | None:
+def package_version(distribution: str) -> str | None:
     from importlib import metadata  # ~20 ms: only when a key is computed
 
     try:
@@ -38,7 +39,7 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _hash_arrays(digest: Any, samples: Any) -> None:
+def hash_arrays(digest: Any, samples: Any) -> None:
     import numpy as np
 
     if samples is None:
@@ -51,7 +52,7 @@ def _hash_arrays(digest: Any, samples: Any) -> None:
         digest.update(array.tobytes())
 
 
-def _fingerprint(source: Source) -> str | None:
+def model_fingerprint(source: Source) -> str | None:
     digest = hashlib.sha256(source.kind.encode())
     if source.kind == "keras_model":
         architecture = _architecture(source.value)
@@ -59,7 +60,7 @@ def _fingerprint(source: Source) -> str | None:
             return None  # e.g. a subclassed model without get_config: convert every time
         digest.update(architecture.encode())
         for weight in source.value.get_weights():
-            _hash_arrays(digest, [weight])
+            hash_arrays(digest, [weight])
     elif source.kind == "keras_file":
         assert source.path is not None
         digest.update(source.path.read_bytes())
@@ -93,12 +94,6 @@ def _architecture(model: Any) -> str | None:
     return json.dumps(rename(config), sort_keys=True)
 
 
-def _snake(name: str) -> str:
-    # Keras's own to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d.
-    intermediate = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
-
-
 def _generated_names(config: Any) -> dict[str, str]:
     """Names Keras generated (class in snake case plus a counter), mapped to stable ones."""
     renames: dict[str, str] = {}
@@ -108,7 +103,7 @@ def _generated_names(config: Any) -> dict[str, str]:
         if isinstance(value, dict):
             inner = value.get("config")
             if isinstance(value.get("class_name"), str) and isinstance(inner, dict):
-                prefix = _snake(value["class_name"])
+                prefix = snake_case(value["class_name"])
                 # Besides the snake-case class: tf_keras's "input_N" and "model_N", Keras 3's
                 # "input_layer_N" and "functional_N".
                 stems = sorted({prefix, "input", "input_layer", "model", "functional"})
