@@ -88,6 +88,7 @@ class TFLitePlugin:
         self.config = config
         self.budgets: dict[Path, Any] = {}
         self.entries: list[Entry] = []
+        self.written: list[str] = []  # the report files this run wrote, for the summary
         self.cache_hits = 0
         self.cache_misses = 0
         self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
@@ -235,21 +236,29 @@ class TFLitePlugin:
         from .reports.tables import summary_lines
 
         lines = summary_lines(self.entries, self.cache_hits, self.cache_misses)
-        if not lines:
+        if not lines and not self.written:
             return
         terminalreporter.write_sep("-", "tflite budgets")
-        for line in lines:
+        for line in [*lines, *self.written]:
             terminalreporter.write_line(line)
-        report_path = self.config.getoption("tflite_report")
-        if report_path and not hasattr(self.config, "workerinput"):
-            terminalreporter.write_line(f"tflite report: {report_path}")
+
+    def report_options(self) -> Any:
+        """Where this run's reports go (paths relative to the invocation directory)."""
+        from .reports.publish import ReportOptions
+
+        def path(option: str) -> Path | None:
+            value = self.config.getoption(option)
+            return Path(self.config.invocation_params.dir) / str(value) if value else None
+
+        return ReportOptions(json_path=path("tflite_report"))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        report_path = self.config.getoption("tflite_report")
-        if report_path and not hasattr(self.config, "workerinput"):
-            from .reports.document import write_json
+        # Reports are written once, by the controller: xdist workers' entries reach it.
+        if hasattr(self.config, "workerinput"):
+            return
+        from .reports.publish import publish
 
-            write_json(Path(self.config.invocation_params.dir) / report_path, self.entries)
+        self.written = publish(self.entries, self.report_options())
 
 
 # ---------------------------------------------------------------- fixtures

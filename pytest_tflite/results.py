@@ -70,6 +70,25 @@ class Latency:
     mean: float
     std: float
     n: int
+    samples: list[float] | None = None  # the timed runs in order (capped by the worker), for plots
+
+
+ComparisonVerdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
+
+
+@dataclass
+class Comparison:
+    """Candidate vs baseline latency timed in one worker, in alternating blocks: the ratio
+    (candidate / baseline, >1 is slower), its bootstrap interval over the pairs of blocks, and
+    what that interval says against the tolerance."""
+
+    ratio: float
+    low: float
+    high: float
+    pairs: int
+    verdict: ComparisonVerdict
+    tolerance: float  # a fraction: 0.05 for "5%"
+    remeasured: bool = False
 
 
 @dataclass
@@ -92,6 +111,7 @@ class DelegateResult:
     partitions: int | None = None
     fallback_ops: dict[str, int] | None = None
     fully_accelerated: bool | None = None  # gpu and npu (LiteRT CompiledModel) only
+    comparison: Comparison | None = None  # against the baseline's .tflite, when there is one
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DelegateResult:
@@ -99,6 +119,8 @@ class DelegateResult:
         values = {k: v for k, v in data.items() if k in known}
         if values.get("latency_ms") is not None:
             values["latency_ms"] = Latency(**values["latency_ms"])
+        if values.get("comparison") is not None:
+            values["comparison"] = Comparison(**values["comparison"])
         values["reason"] = values.get("reason") or ""
         return cls(**values)
 
@@ -165,6 +187,8 @@ class Check:
     verdict: Verdict
     unit: str = ""  # "bytes" | "ms" | "" (fractions, counts)
     reason: str = ""
+    baseline: float | None = None  # the same figure in the baseline, when compared with one
+    delta: float | None = None  # measured - baseline, in the check's unit
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,6 +213,7 @@ class Entry:
     recipe: str
     measurement: Measurement
     checks: list[Check]
+    warnings: list[str] = field(default_factory=list)  # e.g. the baseline's environment differs
 
     @property
     def verdict(self) -> Verdict:
@@ -201,10 +226,12 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return {"test": self.test, "model": self.model, "variant": self.variant,
                 "recipe": self.recipe, **self.measurement.to_json(),
-                "checks": [c.to_json() for c in self.checks], "verdict": self.verdict}
+                "checks": [c.to_json() for c in self.checks], "verdict": self.verdict,
+                "warnings": list(self.warnings)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
         return cls(data["test"], data["model"], data["variant"], data["recipe"],
                    Measurement.from_json(data),
-                   [Check(**check) for check in data.get("checks", [])])
+                   [Check(**check) for check in data.get("checks", [])],
+                   list(data.get("warnings", [])))
