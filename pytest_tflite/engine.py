@@ -64,7 +64,8 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
     variant = budget.variant(variant_name)
     measurement = measure(model, budget, variant, settings, evaluation=evaluation, sample=sample)
     checks = judge(measurement, variant, budget.spec.regression, settings.context)
-    return Entry(test, budget.model, variant_name, model.recipe, measurement, checks)
+    return Entry(test, budget.model, variant_name, model.recipe, measurement, checks,
+                 model_path=str(model.path))
 
 
 def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Settings, *,

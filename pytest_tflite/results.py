@@ -214,6 +214,7 @@ class Entry:
     measurement: Measurement
     checks: list[Check]
     warnings: list[str] = field(default_factory=list)  # e.g. the baseline's environment differs
+    model_path: str = ""  # the .tflite that was measured: what a saved baseline keeps
 
     @property
     def verdict(self) -> Verdict:
@@ -227,11 +228,11 @@ class Entry:
         return {"test": self.test, "model": self.model, "variant": self.variant,
                 "recipe": self.recipe, **self.measurement.to_json(),
                 "checks": [c.to_json() for c in self.checks], "verdict": self.verdict,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "model_path": self.model_path}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
         return cls(data["test"], data["model"], data["variant"], data["recipe"],
                    Measurement.from_json(data),
                    [Check(**check) for check in data.get("checks", [])],
-                   list(data.get("warnings", [])))
+                   list(data.get("warnings", [])), str(data.get("model_path", "")))
