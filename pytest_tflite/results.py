@@ -215,6 +215,7 @@ class Entry:
     checks: list[Check]
     warnings: list[str] = field(default_factory=list)  # e.g. the baseline's environment differs
     model_path: str = ""  # the .tflite that was measured: what a saved baseline keeps
+    budget_path: str = ""  # the budget file judged against: what the ratchet rewrites
 
     @property
     def verdict(self) -> Verdict:
@@ -228,11 +229,13 @@ class Entry:
         return {"test": self.test, "model": self.model, "variant": self.variant,
                 "recipe": self.recipe, **self.measurement.to_json(),
                 "checks": [c.to_json() for c in self.checks], "verdict": self.verdict,
-                "warnings": list(self.warnings), "model_path": self.model_path}
+                "warnings": list(self.warnings), "model_path": self.model_path,
+                "budget_path": self.budget_path}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
         return cls(data["test"], data["model"], data["variant"], data["recipe"],
                    Measurement.from_json(data),
                    [Check(**check) for check in data.get("checks", [])],
-                   list(data.get("warnings", [])), str(data.get("model_path", "")))
+                   list(data.get("warnings", [])), str(data.get("model_path", "")),
+                   str(data.get("budget_path", "")))
