@@ -119,8 +119,6 @@ Number = Annotated[float, BeforeValidator(_no_bool)]
 PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
 SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(parse_size)),
                           WithJsonSchema(_or_percent(_SIZE_SCHEMA))]
-TimeTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(parse_time)),
-                          WithJsonSchema(_or_percent(_TIME_SCHEMA))]
 NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_non_negative)),
                             WithJsonSchema(_or_percent({"type": "number", "minimum": 0}))]
 
@@ -365,10 +363,27 @@ class Defaults(Strict):
     runtime: RuntimeSettings | None = None
 
 
+def _percentage_only(value: object) -> Relative:
+    if isinstance(value, str) and (match := PERCENT_RE.match(value)):
+        return Relative(percent=float(match.group(1)))
+    raise ValueError(f"regression.latency takes a percentage such as \"5%\" (the candidate is "
+                     f"timed against the baseline's model, so only a ratio means anything), "
+                     f"got {value!r}")
+
+
 class Regression(BudgetTable):
+    """Tolerances against a baseline (``--tflite-baseline``): how much worse than the base
+    branch a figure may get. Absolute in the figure's unit, or "N%" of the baseline's value."""
+
     size: SizeTolerance | None = None
-    latency: TimeTolerance | None = None
-    accuracy: NumberTolerance | None = None
+    gzip: SizeTolerance | None = None
+    planned_arena: SizeTolerance | None = None
+    sparsity: NumberTolerance | None = None  # how far sparsity may fall
+    accuracy: NumberTolerance | None = None  # how much the metric may worsen
+    fidelity: NumberTolerance | None = None  # how far cosine and top-1 agreement may fall
+    ops: Literal["exact", "report"] | None = None  # any change in op counts fails, or is shown
+    latency: Annotated[Relative, BeforeValidator(_percentage_only),
+                       WithJsonSchema({"type": "string", "pattern": _PERCENT_PATTERN})] | None = None
 
 
 class BudgetFile(Strict):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BudgetExceeded, DelegateSkippedWarning, TFLiteError
+from .errors import BaselineMismatchWarning, BudgetExceeded, DelegateSkippedWarning, TFLiteError
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -87,6 +87,9 @@ class BudgetChecker:
         document = entry.to_json()
         self._record(ENTRY_PROPERTY, json.dumps(document))
         self._warn_skipped(entry)
+        for warning in entry.warnings:
+            warnings.warn(BaselineMismatchWarning(f"{self.budget.model} [{entry.variant}]: "
+                                                  f"{warning}"), stacklevel=2)
         if entry.verdict in ("fail", "error"):
             message = failure_message(entry, str(self.path))
             if reference is not None and engine.explains_quality(entry):

@@ -10,19 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget import Budget, RuntimeSettings, Variant
-from .errors import EvaluationError
+from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
+from .regressions import NO_BASELINE
 from .results import Accuracy, Entry, Fidelity, Measurement, Verdict
 from .verdicts import Context, delegates_named, judge
+
+if TYPE_CHECKING:
+    from .baseline import Baseline, BaselineEntry
 
 
 @dataclass(frozen=True)
 class Settings:
     """Run-wide settings from the command line and ini file; budget files add their own."""
 
+    baseline: Baseline | None = None  # --tflite-baseline: the base branch's results
+    strict: bool = False  # --tflite-strict: an inconclusive latency comparison fails
     runtime_off: str | None = None  # why runtime budgets are skipped, e.g. --tflite-no-runtime
     delegate_filter: tuple[str, ...] | None = None  # --tflite-delegates limits what is measured
     require_delegates: bool = False
@@ -31,9 +37,9 @@ class Settings:
     command_line: Mapping[str, Any] = field(default_factory=dict)  # highest precedence
     lock_file: Path | None = None
 
-    @property
-    def context(self) -> Context:
-        return Context(self.runtime_off, self.require_delegates, self.without_data)
+    def context(self, no_baseline: str = NO_BASELINE) -> Context:
+        return Context(self.runtime_off, self.require_delegates, self.without_data, self.strict,
+                       no_baseline)
 
 
 @dataclass
@@ -63,9 +69,51 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
     """Measure ``model`` as the variant's budgets ask, and judge every key."""
     variant = budget.variant(variant_name)
     measurement = measure(model, budget, variant, settings, evaluation=evaluation, sample=sample)
-    checks = judge(measurement, variant, budget.spec.regression, settings.context)
-    return Entry(test, budget.model, variant_name, model.recipe, measurement, checks,
+    saved, no_baseline, warnings = _baseline_of(budget, variant, variant_name, settings)
+    if saved is not None:
+        _compare_latency(model, saved, budget, variant, measurement, settings)
+    checks = judge(measurement, variant, budget.spec.regression, settings.context(no_baseline),
+                   baseline=saved.entry.measurement if saved is not None else None)
+    return Entry(test, budget.model, variant_name, model.recipe, measurement, checks, warnings,
                  model_path=str(model.path))
+
+
+def _baseline_of(budget: Budget, variant: Variant, name: str,
+                 settings: Settings) -> tuple[BaselineEntry | None, str, list[str]]:
+    """The saved entry of this variant (or why there is none) and warnings about it."""
+    if settings.baseline is None:
+        return None, NO_BASELINE, []
+    from .baseline import differences, environment_fingerprint
+
+    saved = settings.baseline.lookup(budget.model, name)
+    if saved is None:
+        return None, (f"not compared: the baseline {settings.baseline.directory} has no "
+                      f"{budget.model} [{name}] (a new model variant?)"), []
+    threads = runtime_settings(budget, variant, settings)["threads"]
+    changed = differences(settings.baseline.environment, environment_fingerprint(threads))
+    warnings = [f"the baseline was measured elsewhere: {'; '.join(changed)}"] if changed else []
+    return saved, NO_BASELINE, warnings
+
+
+def _compare_latency(model: TFLiteModel, saved: BaselineEntry, budget: Budget, variant: Variant,
+                     measurement: Measurement, settings: Settings) -> None:
+    """Time the candidate against the baseline's model, pair by pair in one worker, for every
+    delegate measured here: what ``regression.latency`` is judged on."""
+    regression = budget.spec.regression
+    if regression is None or regression.latency is None or saved.tflite is None:
+        return
+    from .measure.compare import compare_latency
+
+    runtime = runtime_settings(budget, variant, settings)
+    for name, found in measurement.delegates.items():
+        if found.status != "ok":
+            continue
+        try:
+            found.comparison = compare_latency(model.path, saved.tflite, name, runtime,
+                                               regression.latency.fraction,
+                                               lock_file=settings.lock_file)
+        except TFLiteError as exc:
+            found.comparison_error = str(exc)
 
 
 def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Settings, *,

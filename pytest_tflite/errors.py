@@ -41,3 +41,7 @@ class DelegateSkippedWarning(UserWarning):
 
 class OutputOrderWarning(UserWarning):
     """A model without a SignatureDef: its outputs were paired by tensor order, not by name."""
+
+
+class BaselineMismatchWarning(UserWarning):
+    """The baseline was measured in another environment (libraries, CPU, threads)."""

@@ -52,6 +52,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tflite-require-delegates", dest="tflite_require_delegates",
                     action="store_true", default=None,
                     help="fail, instead of skip, budgets on delegates this machine lacks")
+    group.addoption("--tflite-baseline-save", dest="tflite_baseline_save", default=None,
+                    metavar="DIR", help="save this run's results and models as a baseline in DIR "
+                                        "(on the base branch)")
+    group.addoption("--tflite-baseline", dest="tflite_baseline", default=None, metavar="DIR",
+                    help="compare against the baseline in DIR under the budget files' "
+                         "[regression] tolerances")
+    group.addoption("--tflite-strict", dest="tflite_strict", action="store_true", default=None,
+                    help="fail, instead of skip, a latency comparison still inconclusive after "
+                         "its re-measure")
     group.addoption("--tflite-threads", dest="tflite_threads", type=positive_int, default=None,
                     metavar="N", help="interpreter threads (overrides budget files; default 1)")
     group.addoption("--tflite-timeout", dest="tflite_timeout", type=positive_float, default=None,
@@ -145,10 +154,46 @@ class TFLitePlugin:
             if config.getoption("tflite_no_runtime") else None,
             delegate_filter=config.getoption("tflite_delegates"),
             require_delegates=bool(config.getoption("tflite_require_delegates")),
+            baseline=self.open_baseline(),
+            strict=bool(config.getoption("tflite_strict")),
             ini=ini,
             command_line=cli,
             lock_file=lock_path(config.rootpath),
         )
+
+    def _invocation_path(self, option: str) -> Path | None:
+        value = self.config.getoption(option)
+        return (Path(self.config.invocation_params.dir) / str(value)).resolve() if value else None
+
+    def open_baseline(self) -> Any:
+        """``--tflite-baseline``: opened once; missing, corrupt or another version stops the run
+        at start with the reason, since every regression verdict would be meaningless."""
+        directory = self._invocation_path("tflite_baseline")
+        if directory is None:
+            return None
+        from .baseline import Baseline, BaselineError
+
+        try:
+            return Baseline.open(directory)
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--tflite-baseline: {exc}") from None
+
+    def save_baseline(self, session: pytest.Session) -> None:
+        directory = self._invocation_path("tflite_baseline_save")
+        if directory is None:
+            return
+        from .baseline import BaselineError, environment_fingerprint, save
+        from .measure.runtime import resolve_settings
+
+        threads = resolve_settings(self.settings.ini, self.settings.command_line)["threads"]
+        try:
+            lines = save(directory, self.entries, environment_fingerprint(threads))
+        except BaselineError as exc:
+            self.written.append(f"tflite baseline NOT saved: {exc}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        self.written += [f"tflite baseline saved: {directory} ({len(lines)} model variant(s))",
+                         *lines]
 
     def timeout_seconds(self) -> float:
         """The worker limit known before a budget is read (for conversions' sanity runs)."""
@@ -258,7 +303,8 @@ class TFLitePlugin:
             return
         from .reports.publish import publish
 
-        self.written = publish(self.entries, self.report_options())
+        self.written += publish(self.entries, self.report_options())
+        self.save_baseline(session)
 
 
 # ---------------------------------------------------------------- fixtures

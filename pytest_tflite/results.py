@@ -112,6 +112,7 @@ class DelegateResult:
     fallback_ops: dict[str, int] | None = None
     fully_accelerated: bool | None = None  # gpu and npu (LiteRT CompiledModel) only
     comparison: Comparison | None = None  # against the baseline's .tflite, when there is one
+    comparison_error: str = ""  # why the comparison could not be made (a crash, a timeout)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DelegateResult:

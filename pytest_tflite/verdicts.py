@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .budget import AccuracyBudget, DelegationBudget, Regression, Variant
+from .regressions import NO_BASELINE, regression_checks
 from .results import Accuracy, Check, DelegateResult, Fidelity, Measurement, Verdict
 
 LATENCY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
@@ -30,7 +31,6 @@ FIDELITY_KEYS = {  # budget key -> (measured field, higher is better)
     "max_abs_error": ("max_abs_error", False),
     "min_snr_db": ("snr_db", True),
 }
-NO_BASELINE = "not compared: no baseline"
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Context:
     runtime_off: str | None = None  # e.g. "runtime measurement off (--tflite-no-runtime)"
     require_delegates: bool = False  # a delegate the machine lacks fails instead of skipping
     without_data: Verdict = "error"  # accuracy/fidelity without data: error in a test, skip in the CLI
+    strict: bool = False  # an inconclusive latency comparison fails instead of skipping
+    no_baseline: str = NO_BASELINE  # why [regression] was not compared, when it was not
 
 
 def delegates_named(variant: Variant) -> list[str]:
@@ -49,8 +51,9 @@ def delegates_named(variant: Variant) -> list[str]:
 
 
 def judge(measurement: Measurement, variant: Variant, regression: Regression | None = None,
-          context: Context = Context()) -> list[Check]:
-    """Every budget key of ``variant`` (and the file's ``[regression]``) against ``measurement``."""
+          context: Context = Context(), baseline: Measurement | None = None) -> list[Check]:
+    """Every budget key of ``variant`` against ``measurement``, and the file's ``[regression]``
+    against ``baseline`` (the base branch's measurement of the same variant, if any)."""
     checks: list[Check] = []
     if variant.size is not None:
         checks += _at_most("size.max", measurement.size_bytes, variant.size.max, "bytes")
@@ -77,16 +80,11 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
         checks += _accuracy_checks(measurement.accuracy, variant.accuracy, context.without_data)
     checks += _fidelity_checks(measurement.fidelity, variant, context.without_data)
     checks += _sparsity_checks(measurement, variant)
-    checks += regression_checks(regression)
+    higher = variant.accuracy.higher_is_better if variant.accuracy is not None else True
+    checks += regression_checks(measurement, regression, baseline, higher_is_better=higher,
+                                strict=context.strict, without_data=context.without_data,
+                                missing=context.no_baseline)
     return checks
-
-
-def regression_checks(regression: Regression | None) -> list[Check]:
-    """``[regression]`` tolerances need a baseline to compare with; without one, say so."""
-    if regression is None:
-        return []
-    return [Check(f"regression.{key}", None, None, "skip", reason=NO_BASELINE)
-            for key in type(regression).model_fields if getattr(regression, key) is not None]
 
 
 def _sparsity_checks(measurement: Measurement, variant: Variant) -> list[Check]:

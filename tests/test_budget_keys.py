@@ -23,8 +23,9 @@ import pytest
 from pytest_tflite import engine
 from pytest_tflite.budget import ACCELERATORS, DELEGATES, KEY_KINDS, json_schema, load, refusal
 from pytest_tflite.errors import BudgetFileError
+from pytest_tflite.regressions import NO_BASELINE
 from pytest_tflite.results import DelegateResult, Measurement
-from pytest_tflite.verdicts import NO_BASELINE, Context, judge
+from pytest_tflite.verdicts import Context, judge
 
 FAST = 'warmup = { min_runs = 1, min_seconds = 0 }\ntiming = { min_runs = 5, min_seconds = 0 }'
 INTERPRETER = ("xnnpack", "builtin", "reference")
@@ -309,13 +310,64 @@ def _verdict(walk: Walk, measurement: Measurement, key: str, delegate: str, valu
 
 @pytest.mark.parametrize("key", [leaf for leaf in schema_leaves() if kind_of(leaf) == "regression"])
 def test_regression_leaf_is_a_skip_without_a_baseline(walk: Walk, tmp_path: Path, key: str) -> None:
-    value = {"regression.size": '"1%"', "regression.latency": '"5%"',
-             "regression.accuracy": "0.01"}[key]
+    tight, _ = REGRESSION_TOLERANCES[key]
     budget = _budget(tmp_path, f'[variants.v]\nsize = {{ max = "1 MiB" }}\n[regression]\n'
-                               f'{key.split(".")[1]} = {value}\n')
+                               f'{key.split(".")[1]} = {tight}\n')
     checks = {c.metric: c for c in judge(walk.measurement, budget.variant("v"),
                                          budget.spec.regression)}
     assert checks[key].verdict == "skip" and checks[key].reason == NO_BASELINE
+
+
+# (tight, loose) tolerance per key, against a baseline the walk's measurement is worse than.
+REGRESSION_TOLERANCES = {
+    "regression.size": ('"5%"', '"20%"'),
+    "regression.gzip": ('"5%"', "100000"),
+    "regression.planned_arena": ('"5%"', '"20%"'),
+    "regression.sparsity": ("0.05", "0.2"),
+    "regression.accuracy": ("0.05", '"60%"'),
+    "regression.fidelity": ("0.05", "0.2"),
+    "regression.ops": ('"exact"', '"report"'),
+    "regression.latency": ('"5%"', '"20%"'),
+}
+
+
+def _worse_baseline(found: Measurement) -> Measurement:
+    """The walk's measurement as a base branch would have had it: 10% smaller files and arena,
+    0.1 more sparsity, accuracy and fidelity, one CONV_2D fewer, and a faster model."""
+    assert found.accuracy is not None and found.fidelity is not None
+    return dataclasses.replace(
+        found, size_bytes=round(found.size_bytes / 1.1), gzip_bytes=round(found.gzip_bytes / 1.1),
+        planned_arena_bytes=round(found.planned_arena_bytes / 1.1),
+        sparsity=found.sparsity + 0.1, ops={**found.ops, "CONV_2D": found.ops["CONV_2D"] - 1},
+        accuracy=dataclasses.replace(found.accuracy, candidate=found.accuracy.candidate + 0.1),
+        fidelity=dataclasses.replace(found.fidelity, cosine=found.fidelity.cosine + 0.1,
+                                     top1_agreement=(found.fidelity.top1_agreement or 0) + 0.1))
+
+
+@pytest.mark.parametrize("key", [leaf for leaf in schema_leaves() if kind_of(leaf) == "regression"])
+def test_regression_leaf_is_judged_against_the_baseline(walk: Walk, tmp_path: Path,
+                                                        key: str) -> None:
+    from pytest_tflite.results import Comparison
+
+    baseline = _worse_baseline(walk.measurement)
+    verdicts = []
+    for tolerance, ratio_verdict in zip(REGRESSION_TOLERANCES[key], ("regressed", "unchanged")):
+        budget = _budget(tmp_path, f'[variants.v]\nsize = {{ max = "1 MiB" }}\n[regression]\n'
+                                   f'{key.split(".")[1]} = {tolerance}\n', f"{abs(hash(tolerance))}.toml")
+        measurement = walk.measurement
+        if key == "regression.latency":  # what the paired timing said under that tolerance
+            comparison = Comparison(1.1, 1.08, 1.12, 40, ratio_verdict, 0.05)  # type: ignore[arg-type]
+            measurement = dataclasses.replace(measurement, delegates={
+                name: dataclasses.replace(found, comparison=comparison)
+                for name, found in measurement.delegates.items()})
+        checks = [c for c in judge(measurement, budget.variant("v"), budget.spec.regression,
+                                   baseline=baseline) if c.metric.startswith(key)]
+        assert checks, key
+        for check in checks:
+            assert check.baseline is not None or key == "regression.ops", check
+            assert check.measured is not None, check
+        verdicts.append({c.verdict for c in checks})
+    assert verdicts == [{"fail"}, {"pass"}], (key, verdicts)
 
 
 # --- setting leaves: each changes the measurement or the report --------------------------------

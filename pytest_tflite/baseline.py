@@ -1,0 +1,177 @@
+"""Baselines: a base branch's typed results and ``.tflite`` files, saved and compared against.
+
+Layout of a baseline directory::
+
+    DIR/manifest.json                {"version": 1, "environment": {...}}
+    DIR/<model>/<variant>.json       the entry (results.Entry.to_json())
+    DIR/<model>/<variant>.tflite     the model itself, for the paired latency comparison
+
+Every file is written atomically (a temporary file in the same folder, then ``os.replace``),
+so an interrupted save leaves the previous baseline whole. No pytest, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import TFLiteError
+from .results import Entry
+
+BASELINE_VERSION = 1
+# The CPU features that change which kernels XNNPACK and the builtin ops pick.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile",
+             "neon", "asimd", "asimddp", "sve", "i8mm", "bf16")
+
+
+class BaselineError(TFLiteError):
+    """A baseline directory is missing, corrupt, of another version, or would be ambiguous."""
+
+
+def environment_fingerprint(threads: int | None) -> dict[str, Any]:
+    """What the figures depend on besides the model: library versions, the CPU, the threads."""
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu, flags = _cpu()
+    return {
+        "python": sys.version.split()[0],
+        "tensorflow": version("tensorflow"),
+        "ai_edge_litert": version("ai-edge-litert"),
+        "numpy": version("numpy"),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "isa": sorted(flags),
+        "threads": threads,
+    }
+
+
+def _cpu() -> tuple[str, set[str]]:
+    """The CPU model and its ISA flags from /proc/cpuinfo (Linux); the platform's words else."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine(), set()
+    model, flags = "", set[str]()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model", "hardware") and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split()) & set(ISA_FLAGS)
+    return model or platform.machine(), flags
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two fingerprints, e.g. "tensorflow 2.20.0 -> 2.21.0"."""
+    return [f"{key} {saved.get(key)} -> {current.get(key)}"
+            for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+
+
+def _safe(name: str) -> str:
+    # Model and variant names become path parts: nothing that climbs out of the directory.
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    entry: Entry
+    tflite: Path | None  # None when the saved model file is missing
+
+
+class Baseline:
+    """An opened baseline directory: its environment, and entries looked up by model and variant."""
+
+    def __init__(self, directory: Path, environment: dict[str, Any]) -> None:
+        self.directory = directory
+        self.environment = environment
+
+    @classmethod
+    def open(cls, directory: Path) -> Baseline:
+        manifest = directory / "manifest.json"
+        if not directory.is_dir():
+            raise BaselineError(
+                f"baseline directory {directory} does not exist: save one on the base branch "
+                f"with --tflite-baseline-save={directory}")
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BaselineError(f"{manifest} is missing: {directory} is not a baseline "
+                                f"directory (save one with --tflite-baseline-save)") from None
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            raise BaselineError(f"{manifest} is corrupt ({exc}): save the baseline again") from None
+        if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
+            found = data.get("version") if isinstance(data, dict) else None
+            raise BaselineError(
+                f"{manifest} has version {found!r}; this pytest-tflite reads version "
+                f"{BASELINE_VERSION}: save the baseline again with this version")
+        environment = data.get("environment")
+        return cls(directory, environment if isinstance(environment, dict) else {})
+
+    def lookup(self, model: str, variant: str) -> BaselineEntry | None:
+        """The saved entry of a model variant; None when the baseline has none (a new model)."""
+        path = self.directory / _safe(model) / f"{_safe(variant)}.json"
+        if not path.is_file():
+            return None
+        try:
+            entry = Entry.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise BaselineError(f"{path} is corrupt ({type(exc).__name__}: {exc}): save the "
+                                f"baseline again") from None
+        tflite = path.with_suffix(".tflite")
+        return BaselineEntry(entry, tflite if tflite.is_file() else None)
+
+
+def save(directory: Path, entries: Sequence[Entry], environment: dict[str, Any]) -> list[str]:
+    """Write every entry and its model; the manifest last. Returns what was written, per line.
+
+    Two tests that measured the same model variant would make the baseline depend on which
+    ran last: that is an error naming both, and nothing is written.
+    """
+    by_key: dict[tuple[str, str], Entry] = {}
+    for entry in entries:
+        key = (_safe(entry.model), _safe(entry.variant))
+        if key in by_key and by_key[key].test != entry.test:
+            raise BaselineError(
+                f"two tests measured {entry.model} [{entry.variant}]: {by_key[key].test} and "
+                f"{entry.test}; a baseline keeps one result per model variant: give one of "
+                f"them another variant= (or check the model once)")
+        by_key[key] = entry
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for (model, variant), entry in sorted(by_key.items()):
+        folder = directory / model
+        folder.mkdir(exist_ok=True)
+        _write_atomic(folder / f"{variant}.json",
+                      (json.dumps(entry.to_json(), indent=2) + "\n").encode("utf-8"))
+        if entry.model_path and Path(entry.model_path).is_file():
+            _write_atomic(folder / f"{variant}.tflite", Path(entry.model_path).read_bytes())
+        lines.append(f"  {entry.model} [{entry.variant}] -> {folder / variant}.json")
+    manifest = {"version": BASELINE_VERSION, "environment": environment}
+    _write_atomic(directory / "manifest.json",
+                  (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    return lines
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,175 @@
+"""Baselines: saved on the base branch, compared against on the head, never a silent pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_tflite.baseline import (
+    BASELINE_VERSION,
+    Baseline,
+    BaselineError,
+    environment_fingerprint,
+    save,
+)
+from pytest_tflite.results import Check, Entry, Measurement
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def _entry(test: str, model: str = "m", variant: str = "v", size: int = 100,
+           model_path: str = "") -> Entry:
+    measurement = Measurement(size_bytes=size, gzip_bytes=size - 10, ops={"ADD": 1}, subgraphs=[],
+                              planned_arena_bytes=64, inputs=[], outputs=[], sparsity=0.0,
+                              sparsity_layers=[])
+    return Entry(test, model, variant, "float32", measurement,
+                 [Check("size.max", size, 1000, "pass", "bytes")], model_path=model_path)
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+
+def test_save_writes_the_layout_and_reads_back_the_same_entries(tmp_path: Path) -> None:
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(b"TFL3-not-really-a-model")
+    entries = [_entry("t.py::a", model_path=str(tflite)), _entry("t.py::b", variant="w", size=7)]
+    environment = environment_fingerprint(threads=1)
+    lines = save(tmp_path / "base", entries, environment)
+    assert len(lines) == 2
+    manifest = json.loads((tmp_path / "base" / "manifest.json").read_text())
+    assert manifest == {"version": BASELINE_VERSION, "environment": environment}
+    assert sorted(p.name for p in (tmp_path / "base" / "m").iterdir()) == ["v.json", "v.tflite",
+                                                                           "w.json"]
+    assert not list((tmp_path / "base").rglob(".*"))  # no temporary files left behind
+    baseline = Baseline.open(tmp_path / "base")
+    found = baseline.lookup("m", "v")
+    assert found is not None and found.entry == entries[0]
+    assert found.tflite is not None and found.tflite.read_bytes() == tflite.read_bytes()
+    missing_model = baseline.lookup("m", "w")
+    assert missing_model is not None and missing_model.tflite is None
+    assert baseline.lookup("m", "new") is None
+
+
+def test_two_tests_saving_one_model_variant_is_an_error_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(BaselineError, match=r"two tests measured m \[v\]: t.py::a and t.py::b"):
+        save(tmp_path / "base", [_entry("t.py::a"), _entry("t.py::b")], {})
+    assert not (tmp_path / "base" / "manifest.json").exists()  # nothing half-written
+
+
+def test_environment_fingerprint_names_what_the_figures_depend_on() -> None:
+    found = environment_fingerprint(threads=2)
+    assert {"python", "tensorflow", "ai_edge_litert", "numpy", "cpu", "isa",
+            "threads"} <= set(found)
+    assert found["threads"] == 2 and found["cpu"]
+    assert found["tensorflow"] and found["ai_edge_litert"] and found["numpy"]
+
+
+@pytest.mark.parametrize(("setup", "says"), [
+    (lambda d: None, "does not exist: save one on the base branch"),
+    (lambda d: d.mkdir(), "manifest.json is missing"),
+    (lambda d: (d.mkdir(), (d / "manifest.json").write_text("{not json")), "is corrupt"),
+    (lambda d: (d.mkdir(), (d / "manifest.json").write_text('{"version": 99}')),
+     "has version 99; this pytest-tflite reads version 1"),
+])
+def test_a_bad_baseline_directory_is_a_clear_error(tmp_path: Path, setup: Any, says: str) -> None:
+    setup(tmp_path / "base")
+    with pytest.raises(BaselineError, match=says):
+        Baseline.open(tmp_path / "base")
+
+
+def test_a_corrupt_entry_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    save(tmp_path / "base", [_entry("t.py::a")], {})
+    (tmp_path / "base" / "m" / "v.json").write_text('{"test": "t"}')
+    with pytest.raises(BaselineError, match=r"v.json is corrupt"):
+        Baseline.open(tmp_path / "base").lookup("m", "v")
+
+
+# --- end to end: base branch, then head -------------------------------------------------------------
+
+BUDGET = """
+    [variants.float32]
+    size = { max = "1 MiB" }
+
+    [regression]
+    size = "1%"
+    ops = "exact"
+"""
+TEST = """
+    import os, pytest
+
+    @pytest.mark.tflite_budget("mlp")
+    def test_mlp(tflite_convert, tflite_budget):
+        from conftest import build_mlp
+        model = build_mlp(units=int(os.environ.get("UNITS", "16")))
+        tflite_budget.check(tflite_convert(model))
+"""
+
+
+def test_a_model_that_grew_fails_against_the_base_branch(project: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    monkeypatch.setenv("UNITS", "16")
+    saved = p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base")
+    saved.assert_outcomes(passed=1)
+    saved.stdout.fnmatch_lines(["*tflite baseline saved: *base (1 model variant(s))*"])
+    base = json.loads((p.path / "base" / "mlp" / "float32.json").read_text())
+    assert (p.path / "base" / "mlp" / "float32.tflite").stat().st_size == base["size_bytes"]
+
+    # The same model on the head: within 1%, op counts equal.
+    same = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=same.json")
+    same.assert_outcomes(passed=1)
+    checks = {c["metric"]: c for c in json.loads((p.path / "same.json").read_text())
+              ["entries"][0]["checks"]}
+    assert checks["regression.size"]["baseline"] == base["size_bytes"]
+    assert checks["regression.size"]["delta"] == 0 and checks["regression.ops"]["verdict"] == "pass"
+
+    # A wider hidden layer on the head: the file grows by far more than 1%.
+    monkeypatch.setenv("UNITS", "64")
+    grown = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=grown.json")
+    grown.assert_outcomes(failed=1)
+    entry = json.loads((p.path / "grown.json").read_text())["entries"][0]
+    check = {c["metric"]: c for c in entry["checks"]}["regression.size"]
+    assert check["verdict"] == "fail"
+    assert check["delta"] == entry["size_bytes"] - base["size_bytes"] > 0.01 * base["size_bytes"]
+    grown.stdout.fnmatch_lines(["*regression.size*fail*"])
+
+
+def test_without_a_baseline_regression_keys_skip(project: Any) -> None:
+    p = project({"mlp": BUDGET.replace('size = { max = "1 MiB" }', "")}, test_gate=TEST)
+    result = p.runpytest("-p", "no:randomly", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*regression.size: not compared: no baseline*"])
+
+
+def test_a_missing_baseline_directory_stops_the_run_at_start(project: Any) -> None:
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    result = p.runpytest("--tflite-baseline=nowhere")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--tflite-baseline: baseline directory *nowhere does not exist*"])
+
+
+def test_a_new_model_variant_is_not_compared_and_says_so(project: Any) -> None:
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    save(p.path / "base", [], {})
+    result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
+    result.assert_outcomes(passed=1)  # size.max passed; the regression keys say why they skipped
+    checks = json.loads((p.path / "r.json").read_text())["entries"][0]["checks"]
+    skipped = [c for c in checks if c["metric"].startswith("regression.")]
+    assert skipped and all(c["verdict"] == "skip" and "has no mlp [float32]" in c["reason"]
+                           for c in skipped)
+
+
+def test_a_baseline_from_another_environment_is_a_warning_in_the_report(project: Any) -> None:
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    manifest = json.loads((p.path / "base" / "manifest.json").read_text())
+    manifest["environment"]["tensorflow"] = "1.0.0"
+    (p.path / "base" / "manifest.json").write_text(json.dumps(manifest))
+    result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
+    result.assert_outcomes(passed=1)
+    (entry,) = json.loads((p.path / "r.json").read_text())["entries"]
+    assert any("tensorflow 1.0.0 -> " in w for w in entry["warnings"])
+    result.stdout.fnmatch_lines(["*BaselineMismatchWarning*tensorflow 1.0.0 -> *"])
