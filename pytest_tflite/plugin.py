@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .arguments import delegate_list, ini_runtime_settings, positive_float, positive_int
+from .arguments import delegate_list, ini_runtime_settings, percentage, positive_float, positive_int
 from .checker import ENTRY_PROPERTY, BudgetChecker
 from .conversion.cache import CacheStats
 from .errors import BudgetFileError, TFLiteError
@@ -61,6 +61,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tflite-strict", dest="tflite_strict", action="store_true", default=None,
                     help="fail, instead of skip, a latency comparison still inconclusive after "
                          "its re-measure")
+    group.addoption("--tflite-update-budgets", dest="tflite_update_budgets", action="store_true",
+                    default=None, help="rewrite the budget files this run checked so limits "
+                                       "follow the model down: a limit the model beats by more "
+                                       "than the headroom tightens to measured + headroom "
+                                       "(comments and layout kept)")
+    group.addoption("--tflite-headroom", dest="tflite_headroom", type=percentage, default=None,
+                    metavar="PCT", help="headroom left by --tflite-update-budgets (default 10%%)")
+    group.addoption("--tflite-ratchet-timing", dest="tflite_ratchet_timing", action="store_true",
+                    default=None, help="let --tflite-update-budgets tighten latency and peak_rss "
+                                       "limits too (left alone by default: timings drift)")
+    group.addoption("--tflite-loosen", dest="tflite_loosen", action="store_true", default=None,
+                    help="let --tflite-update-budgets raise a limit the model breaks to "
+                         "measured + headroom (limits never loosen otherwise)")
     group.addoption("--tflite-threads", dest="tflite_threads", type=positive_int, default=None,
                     metavar="N", help="interpreter threads (overrides budget files; default 1)")
     group.addoption("--tflite-timeout", dest="tflite_timeout", type=positive_float, default=None,
@@ -305,6 +318,22 @@ class TFLitePlugin:
 
         self.written += publish(self.entries, self.report_options())
         self.save_baseline(session)
+        if self.config.getoption("tflite_update_budgets"):
+            self.written += self.update_budgets()
+
+    def update_budgets(self) -> list[str]:
+        """--tflite-update-budgets: tighten the budget files this run's entries were judged
+        against; the lines returned list each file's old -> new values for the summary."""
+        from .ratchet import DEFAULT_HEADROOM, RatchetOptions, summary_lines, update_budget_files
+
+        headroom = self.config.getoption("tflite_headroom")
+        options = RatchetOptions(
+            headroom=DEFAULT_HEADROOM if headroom is None else headroom,
+            timing=bool(self.config.getoption("tflite_ratchet_timing")),
+            loosen=bool(self.config.getoption("tflite_loosen")),
+        )
+        return summary_lines(update_budget_files(self.entries, options), options,
+                             self.config.rootpath)
 
 
 # ---------------------------------------------------------------- fixtures
