@@ -108,18 +108,21 @@ TEST = """
 """
 
 
-def test_a_model_that_grew_fails_against_the_base_branch(project: Any,
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "0"], ["-n", "2"]],
+                         ids=["no-xdist", "n0", "n2"])
+def test_a_model_that_grew_fails_against_the_base_branch(project: Any, xdist: list[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     p = project({"mlp": BUDGET}, test_gate=TEST)
     monkeypatch.setenv("UNITS", "16")
-    saved = p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base")
+    saved = p.runpytest("-p", "no:randomly", *xdist, "--tflite-baseline-save=base")
     saved.assert_outcomes(passed=1)
     saved.stdout.fnmatch_lines(["*tflite baseline saved: *base (1 model variant(s))*"])
     base = json.loads((p.path / "base" / "mlp" / "float32.json").read_text())
     assert (p.path / "base" / "mlp" / "float32.tflite").stat().st_size == base["size_bytes"]
 
     # The same model on the head: within 1%, op counts equal.
-    same = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=same.json")
+    same = p.runpytest("-p", "no:randomly", *xdist, "--tflite-baseline=base",
+                       "--tflite-report=same.json")
     same.assert_outcomes(passed=1)
     checks = {c["metric"]: c for c in json.loads((p.path / "same.json").read_text())
               ["entries"][0]["checks"]}
@@ -128,7 +131,8 @@ def test_a_model_that_grew_fails_against_the_base_branch(project: Any,
 
     # A wider hidden layer on the head: the file grows by far more than 1%.
     monkeypatch.setenv("UNITS", "64")
-    grown = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=grown.json")
+    grown = p.runpytest("-p", "no:randomly", *xdist, "--tflite-baseline=base",
+                        "--tflite-report=grown.json")
     grown.assert_outcomes(failed=1)
     entry = json.loads((p.path / "grown.json").read_text())["entries"][0]
     check = {c["metric"]: c for c in entry["checks"]}["regression.size"]
