@@ -13,17 +13,16 @@ so an interrupted save leaves the previous baseline whole. No pytest, no TensorF
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .conversion.cache import write_atomic
 from .errors import TFLiteError
 from .results import Entry
 
@@ -155,23 +154,12 @@ def save(directory: Path, entries: Sequence[Entry], environment: dict[str, Any])
     for (model, variant), entry in sorted(by_key.items()):
         folder = directory / model
         folder.mkdir(exist_ok=True)
-        _write_atomic(folder / f"{variant}.json",
+        write_atomic(folder / f"{variant}.json",
                       (json.dumps(entry.to_json(), indent=2) + "\n").encode("utf-8"))
         if entry.model_path and Path(entry.model_path).is_file():
-            _write_atomic(folder / f"{variant}.tflite", Path(entry.model_path).read_bytes())
+            write_atomic(folder / f"{variant}.tflite", Path(entry.model_path).read_bytes())
         lines.append(f"  {entry.model} [{entry.variant}] -> {folder / variant}.json")
     manifest = {"version": BASELINE_VERSION, "environment": environment}
-    _write_atomic(directory / "manifest.json",
+    write_atomic(directory / "manifest.json",
                   (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return lines
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

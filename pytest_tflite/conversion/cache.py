@@ -64,8 +64,8 @@ class ConversionCache:
 
     def put(self, key: str, content: bytes, note: dict[str, Any]) -> Path:
         model_path, note_path = self.paths(key)
-        _write_atomic(model_path, content)
-        _write_atomic(note_path, json.dumps({**note, "size_bytes": len(content)}).encode())
+        write_atomic(model_path, content)
+        write_atomic(note_path, json.dumps({**note, "size_bytes": len(content)}).encode())
         return model_path
 
     def get_or_create(
@@ -80,7 +80,7 @@ class ConversionCache:
             return self.put(key, content, note), content, note, False
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     # A reader in another process never sees half a file.
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
