@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..results import Check, Entry, Measurement
+from ..results import Check, Comparison, Entry, Measurement
 from ..units import format_bytes, format_ms, format_percent
 
 
@@ -39,24 +39,68 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 CHECK_HEADER = ["metric", "measured", "budget", "over by / reason", "verdict"]
+# With a baseline, the figure it had there and the change, between the limit and the reason.
+BASELINE_HEADER = ["metric", "measured", "budget", "baseline", "delta", "over by / reason",
+                   "verdict"]
 LONG_REASON = 48  # longer reasons go below the table as numbered notes
 
 
+def signed_value(value: float, unit: str) -> str:
+    """A signed change in the check's unit: ``+1,234 B``, ``-0.12 ms``, ``+0.0031``."""
+    if unit == "bytes":
+        return f"{round(value):+,} B"
+    if unit == "ms":
+        return ("-" if value < 0 else "+") + format_ms(abs(value))
+    return f"{value:+.4g}"
+
+
+def check_delta(check: Check) -> float | None:
+    """``measured - baseline``: the check's own delta, else computed from both figures."""
+    if check.delta is not None:
+        return check.delta
+    if check.measured is not None and check.baseline is not None:
+        return check.measured - check.baseline
+    return None
+
+
+def format_delta(check: Check) -> str:
+    """The change against the baseline, with its percentage when the baseline is not zero."""
+    delta = check_delta(check)
+    if delta is None:
+        return "-"
+    text = signed_value(delta, check.unit)
+    if check.baseline:
+        text += f" ({format_percent(delta / abs(check.baseline))})"
+    return text
+
+
+def over_by(check: Check) -> str:
+    """What a failed check exceeds its limit by, then its reason; a reason alone otherwise."""
+    measured, budget, note = check.measured, check.budget, check.reason
+    if check.verdict == "fail" and measured is not None and budget:
+        note = f"{_difference(measured - budget, check.unit)} " \
+               f"({format_percent((measured - budget) / budget)})" + (f"; {note}" if note else "")
+    return note
+
+
 def check_table(checks: Iterable[Check]) -> list[str]:
-    """The checks as a table; long reasons (a loader's error, say) as notes under it."""
+    """The checks as a table; long reasons (a loader's error, say) as notes under it. Baseline
+    and delta columns appear only when some check was compared with a baseline, so a run
+    without one reads as before."""
+    checks = list(checks)
+    with_baseline = any(c.baseline is not None for c in checks)
     rows, notes = [], []
     for check in checks:
-        measured, budget = check.measured, check.budget
-        note = check.reason
-        if check.verdict == "fail" and measured is not None and budget:
-            note = f"{_difference(measured - budget, check.unit)} " \
-                   f"({format_percent((measured - budget) / budget)})" + (f"; {note}" if note else "")
+        note = over_by(check)
         if len(note) > LONG_REASON:
             notes.append(note)
             note = f"see [{len(notes)}]"
-        rows.append([check.metric, format_value(measured, check.unit),
-                     format_value(budget, check.unit), note, check.verdict])
-    lines = table(CHECK_HEADER, rows)
+        row = [check.metric, format_value(check.measured, check.unit),
+               format_value(check.budget, check.unit)]
+        if with_baseline:
+            row += [format_value(check.baseline, check.unit), format_delta(check)]
+        rows.append([*row, note, check.verdict])
+    lines = table(BASELINE_HEADER if with_baseline else CHECK_HEADER, rows)
     if notes:
         lines += ["", *(f"[{n}] {text}" for n, text in enumerate(notes, 1))]
     return lines
@@ -90,6 +134,36 @@ def _latency_cell(entry: Entry) -> str:
     return ", ".join(cells) or "-"
 
 
+def format_ratio(value: float) -> str:
+    return f"x{value:.3f}"
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """A paired latency comparison in one line: ratio, interval, pairs, verdict, tolerance."""
+    text = (f"{format_ratio(comparison.ratio)} [{comparison.low:.3f}, {comparison.high:.3f}] "
+            f"over {comparison.pairs} pairs: {comparison.verdict} "
+            f"(tolerance {comparison.tolerance:.1%})")
+    return text + (", re-measured" if comparison.remeasured else "")
+
+
+def comparisons(entries: Iterable[Entry]) -> list[tuple[Entry, str, Comparison]]:
+    """Every delegate compared with its baseline, as (entry, delegate, comparison)."""
+    return [(entry, name, found.comparison) for entry in entries
+            for name, found in entry.measurement.delegates.items()
+            if found.comparison is not None]
+
+
+def entry_warnings(entries: Iterable[Entry]) -> list[str]:
+    """Each entry's warnings once, prefixed by the model variant; a warning every entry shares
+    (a baseline from another machine, say) once for the whole run."""
+    entries = list(entries)
+    per_entry = [(f"{e.model} [{e.variant}]", w) for e in entries for w in e.warnings]
+    shared = {w for _, w in per_entry
+              if len(entries) > 1 and all(w in e.warnings for e in entries)}
+    lines = list(dict.fromkeys(f"{label}: {w}" for label, w in per_entry if w not in shared))
+    return [*sorted(shared), *lines]
+
+
 def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]:
     lines: list[str] = []
     if entries:
@@ -99,6 +173,12 @@ def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]
                 for e in entries]
         lines += table(["model", "variant", "size", "gzip", "accuracy", "median latency",
                         "verdict"], rows)
+    compared = comparisons(entries)
+    if compared:
+        lines += ["", *table(["model", "variant", "delegate", "latency vs baseline"],
+                             [[e.model, e.variant, name, format_comparison(c)]
+                              for e, name, c in compared])]
+    lines += [f"warning: {text}" for text in entry_warnings(entries)]
     if hits or misses:
         lines.append(f"conversion cache: {hits} hit(s), {misses} miss(es)")
     return lines
