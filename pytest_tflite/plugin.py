@@ -38,6 +38,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "default: the tflite_budget_dir ini key, else <rootdir>/budgets")
     group.addoption("--tflite-report", dest="tflite_report", default=None, metavar="PATH",
                     help="write the JSON report of every checked model variant to PATH")
+    from .reports.markdown import comment_id  # light: the standard library and results
+
+    group.addoption("--tflite-markdown", dest="tflite_markdown", default=None, metavar="PATH",
+                    help="write a pull-request comment body (Markdown, base -> head deltas) to "
+                         "PATH; post it with `tflite-budget comment`")
+    group.addoption("--tflite-comment-id", dest="tflite_comment_id", default="budgets",
+                    type=comment_id, metavar="ID",
+                    help="the comment's hidden marker, <!-- pytest-tflite:ID --> (default "
+                         "budgets): one comment per ID on a pull request")
+    group.addoption("--tflite-html", dest="tflite_html", default=None, metavar="PATH",
+                    help="write a self-contained HTML report with plots to PATH")
     group.addoption("--tflite-no-cache", dest="tflite_no_cache", action="store_true",
                     default=None, help="convert every model afresh instead of using the cache")
     group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
@@ -308,7 +319,15 @@ class TFLitePlugin:
             value = self.config.getoption(option)
             return Path(self.config.invocation_params.dir) / str(value) if value else None
 
-        return ReportOptions(json_path=path("tflite_report"))
+        import os
+
+        # GitHub Actions names the job summary file; every run of the job appends to it.
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        return ReportOptions(json_path=path("tflite_report"),
+                             markdown_path=path("tflite_markdown"),
+                             comment_id=str(self.config.getoption("tflite_comment_id")),
+                             html_path=path("tflite_html"),
+                             step_summary=Path(summary) if summary else None)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # Reports are written once, by the controller: xdist workers' entries reach it.

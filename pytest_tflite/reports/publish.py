@@ -3,7 +3,8 @@ process), from the typed entries."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +16,66 @@ class ReportOptions:
     """Where each report goes; None: not asked for. Paths are absolute."""
 
     json_path: Path | None = None
+    markdown_path: Path | None = None  # the pull-request comment body (--tflite-markdown)
+    comment_id: str = "budgets"  # its hidden marker: <!-- pytest-tflite:ID -->
+    html_path: Path | None = None  # the self-contained page with plots (--tflite-html)
+    step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY: appended to, never overwritten
 
 
-def publish(entries: Sequence[Entry], options: ReportOptions) -> list[str]:
-    """Write the asked-for reports; the lines returned name each file for the terminal."""
+def publish(entries: Sequence[Entry], options: ReportOptions,
+            baselines: Mapping[tuple[str, str], Entry] | None = None) -> list[str]:
+    """Write the asked-for reports; the lines returned name each file for the terminal.
+
+    ``baselines`` maps ``(model, variant)`` to the baseline's typed entry, when the run compared
+    with one: the HTML page draws the base's latency samples and size from it. Without it the
+    reports read the checks' ``baseline``/``delta`` and the delegates' ``comparison``.
+    """
     written: list[str] = []
     if options.json_path is not None:
         from .document import write_json
 
         write_json(options.json_path, entries)
         written.append(f"tflite report: {options.json_path}")
+    if options.markdown_path is not None:
+        from .markdown import comment_body
+
+        _write(options.markdown_path, comment_body(entries, options.comment_id))
+        written.append(f"tflite comment body: {options.markdown_path}")
+    if options.html_path is not None:
+        from .html import render
+
+        _write(options.html_path, render(entries, baselines))
+        written.append(f"tflite html report: {options.html_path}")
+    # Only a run that checked something adds to the job summary: every pytest run of a job
+    # sees the variable, and a section saying "nothing checked" per run would be noise.
+    if (options.step_summary is not None and entries
+            and append_step_summary(options.step_summary, entries)):
+        written.append(f"tflite job summary: {options.step_summary}")
     return written
+
+
+def append_step_summary(path: Path, entries: Sequence[Entry]) -> bool:
+    """Append the Markdown section to GitHub's job summary file, within what is left of its
+    1 MiB limit (other steps' and runs' sections share the file). False when nothing fits."""
+    from .markdown import SUMMARY_LIMIT, job_summary
+
+    try:
+        used = path.stat().st_size
+    except FileNotFoundError:
+        used = 0
+    room = SUMMARY_LIMIT - used - 2  # the blank line that separates it from what is there
+    if room < 1024:
+        return False
+    text = job_summary(entries, limit=room)
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(("\n" if used else "") + text)
+    return True
+
+
+def _write(path: Path, text: str) -> None:
+    # Through a temporary file: a reader (the workflow's next step, a browser) never sees half
+    # a report, and a failed write leaves the previous one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
