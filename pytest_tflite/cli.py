@@ -47,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("--headroom", default="20%", type=percentage,
                       help="room above the measured values, e.g. 20%% (the default)")
     init.add_argument("--variant", default="default", help="the section to write")
+    comment = commands.add_parser(
+        "comment", help="post or update the pull-request comment written by --tflite-markdown")
+    comment.add_argument("--repo", required=True, metavar="OWNER/NAME",
+                         help="the repository, e.g. ${{ github.repository }}")
+    comment.add_argument("--pr", required=True, type=positive_int, metavar="N",
+                         help="the pull request's number")
+    comment.add_argument("--body", required=True, type=Path, metavar="PATH",
+                         help="the comment body (starts with <!-- pytest-tflite:ID -->)")
+    comment.add_argument("--token-env", default="GITHUB_TOKEN", metavar="NAME",
+                         help="the environment variable holding the token (default "
+                              "GITHUB_TOKEN); never the token itself on the command line")
+    comment.add_argument("--api-url", default="https://api.github.com", metavar="URL",
+                         help="the REST API root (GitHub Enterprise: https://HOST/api/v3)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors and --help: return the code, don't exit the caller
@@ -61,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return _measure(args)
         if args.command == "init":
             return _init(args)
+        if args.command == "comment":
+            return _comment(args)
         return _check(args)
     except TFLiteError as exc:
         print(f"tflite-budget: error: {exc}", file=sys.stderr)
@@ -251,3 +266,26 @@ def _ms_up(value: float) -> str:
     digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 3
     step = 10.0 ** -digits
     return f"{math.ceil(value / step) * step:.{digits}f} ms"
+
+
+def _comment(args: argparse.Namespace) -> int:
+    """Find the pull request's comment carrying the body's marker and update it, or create it.
+    Exit 0 when posted, 2 on a missing token, an unreadable body or an API error."""
+    import os
+
+    from .github import GitHub, check_repo, post_comment
+
+    check_repo(args.repo)
+    token = os.environ.get(args.token_env, "").strip()
+    if not token:
+        raise TFLiteError(f"no token: set the environment variable {args.token_env} (in a "
+                          f"workflow: env: {{ {args.token_env}: ${{{{ github.token }}}} }}), or "
+                          f"name another one with --token-env")
+    try:
+        body = args.body.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TFLiteError(f"cannot read the comment body {args.body}: {exc}") from None
+    action, found = post_comment(GitHub(token, args.api_url), args.repo, args.pr, body)
+    print(f"{action} comment {found.get('id')} on {args.repo}#{args.pr}"
+          + (f": {found['html_url']}" if found.get("html_url") else ""))
+    return 0
