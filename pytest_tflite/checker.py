@@ -81,8 +81,6 @@ class BudgetChecker:
                                test=self.test, evaluation=evaluation, sample=sample)
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
-        # The ratchet (--tflite-update-budgets) rewrites the file each entry was judged against.
-        entry.budget_path = str(self.budget.path)
         self.entries.append(entry)
         document = entry.to_json()
         self._record(ENTRY_PROPERTY, json.dumps(document))

@@ -74,8 +74,10 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
         _compare_latency(model, saved, budget, variant, measurement, settings)
     checks = judge(measurement, variant, budget.spec.regression, settings.context(no_baseline),
                    baseline=saved.entry.measurement if saved is not None else None)
+    # budget_path: the ratchet (--tflite-update-budgets) rewrites the file each entry was
+    # judged against; model_path: a saved baseline keeps the model itself.
     return Entry(test, budget.model, variant_name, model.recipe, measurement, checks, warnings,
-                 model_path=str(model.path))
+                 model_path=str(model.path), budget_path=str(budget.path))
 
 
 def _baseline_of(budget: Budget, variant: Variant, name: str,

@@ -109,6 +109,12 @@ def pytest_configure(config: pytest.Config) -> None:
         f"name in the budget directory (budgets/NAME.toml), or a path relative to the rootdir "
         f"when it contains '/' or ends in '.toml'. Use with the tflite_budget fixture.",
     )
+    modifiers = [f"--tflite-{name.replace('_', '-')}" for name in ("headroom", "ratchet_timing",
+                                                                     "loosen")
+                 if config.getoption(f"tflite_{name}") is not None]
+    if modifiers and not config.getoption("tflite_update_budgets"):
+        raise pytest.UsageError(f"{', '.join(modifiers)} only shape --tflite-update-budgets: "
+                                f"add it, or drop them")
     plugin = TFLitePlugin(config)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "tflite-plugin")

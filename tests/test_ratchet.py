@@ -489,14 +489,15 @@ RATCHET_TESTS = """
 WRITER_LOG = """
 
 def pytest_configure(config):
-    import os
     from pytest_tflite import ratchet
 
     real = ratchet.update_budget_files
 
     def logged(entries, options):
+        # workerinput, not PYTEST_XDIST_WORKER: this run may itself sit in an outer xdist worker.
+        worker = getattr(config, "workerinput", {}).get("workerid")
         with open("writers.log", "a") as log:
-            log.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + "\\n")
+            log.write((worker or "controller") + "\\n")
         return real(entries, options)
 
     ratchet.update_budget_files = logged
@@ -567,3 +568,12 @@ def test_under_xdist_only_the_controller_rewrites_once(project) -> None:
     assert at(after, "variants/wide/size/max") == -(-sizes["wide"][0] * 11 // 10)
     assert result.stdout.str().count("tflite budgets rewritten: budgets/mlp.toml") == 1
     assert not list((p.path / "budgets").glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_ratchet_modifiers_without_update_budgets_are_refused(project):
+    p = project({"mlp": '[variants.float32]\nsize = { max = "1 MiB" }\n'},
+                test_nothing="def test_nothing():\n    pass\n")
+    result = p.runpytest("--tflite-loosen", "--tflite-headroom=5%")
+    assert result.ret == 4  # usage error
+    result.stderr.fnmatch_lines(["*--tflite-headroom, --tflite-loosen only shape "
+                                 "--tflite-update-budgets*"])
