@@ -256,3 +256,25 @@ def test_chromium_renders_each_plot_where_the_page_says(tmp_path):
     x, y, width, height = boxes["size"]
     gap = image[int(y + height) + 4:int(y + height) + html.PLOT_GAP - 4, int(x):int(x + width)]
     assert gap.size and len(np.unique(gap.reshape(-1, 3), axis=0)) == 1
+
+
+def test_a_few_slow_runs_do_not_squeeze_the_latency_axis():
+    values = [1.0 + 0.001 * i for i in range(200)] + [30.0]  # one run slowed 30x by a neighbour
+    slow = entry(delegates={"xnnpack": DelegateResult("ok", latency_ms=latency(1.0, n=10))})
+    assert slow.measurement.delegates["xnnpack"].latency_ms is not None
+    slow.measurement.delegates["xnnpack"].latency_ms.samples = values
+    page = html.render([slow])
+    assert "(slower runs at the edge)" in page
+    x = [float(v) for v in re.findall(r'class="mark lat-head" cx="([\d.]+)"', page)]
+    assert len(x) == len(values)
+    # The bulk spreads over most of the axis; the slow run sits at its right end.
+    assert max(x) == html.LAT_RIGHT and sorted(x)[-2] > html.LAT_LEFT + 0.8 * (
+        html.LAT_RIGHT - html.LAT_LEFT)
+
+
+def test_the_base_size_comes_from_a_regression_check_too():
+    compared = entry(checks=[Check("regression.size", 24_000, 24_240, "pass", "bytes",
+                                   baseline=23_000, delta=1_000)])
+    page = html.render([compared])
+    assert parse(page).count("size", "line", "size-base") == 1
+    assert "base 22.5 KiB (+4.3%)" in page

@@ -109,6 +109,12 @@ def test_delta_is_computed_when_only_the_baseline_is_given():
     assert format_delta(Check("sparsity.min", 0.5, 0.4, "pass", baseline=0.0)) == "+0.5"
 
 
+def test_ratios_read_as_ratios():
+    check = Check("regression.latency.xnnpack", 1.021, 1.05, "pass", "ratio")
+    assert re.search(r"x1\.021\s+x1\.050\s+pass", check_table([check])[2])
+    assert markdown.base_to_head(check) == "x1.021"
+
+
 def test_summary_lists_latency_comparisons_and_each_warning_once():
     shared = "the baseline was measured on another CPU"
     entries = [compared_entry(), entry(variant="float32", warnings=[shared, "odd float"])]

@@ -184,16 +184,17 @@ def latency_plot(entries: Sequence[Entry], baselines: Baselines) -> Plot:
             _latency_values(base_latency) if base_latency is not None else [])
         if base_median is not None:
             values.append(base_median)
-        low, high = min(values), max(values)
-        pad = (high - low) * 0.05 or max(abs(high) * 0.05, 1e-6)
-        scale = svg.LinearScale(low - pad, high + pad, LAT_LEFT, LAT_RIGHT)
+        low, high = _axis(values)
+        scale = svg.LinearScale(low, high, LAT_LEFT, LAT_RIGHT)
         head_y, base_y = top + 14, top + 30
         body += [svg.line(0, top + LAT_ROW - 0.5, PLOT_WIDTH, top + LAT_ROW - 0.5, "row-rule"),
                  svg.line(LAT_LEFT, head_y, LAT_RIGHT, head_y, "axis"),
                  svg.text(8, top + 18, _label(entry)),
                  svg.text(8, top + 34, name, "small"),
-                 svg.text(LAT_LEFT, top + LAT_ROW - 3, format_ms(low - pad), "small"),
-                 svg.text(LAT_RIGHT, top + LAT_ROW - 3, format_ms(high + pad), "small", "end")]
+                 svg.text(LAT_LEFT, top + LAT_ROW - 3, format_ms(low), "small"),
+                 svg.text(LAT_RIGHT, top + LAT_ROW - 3,
+                          format_ms(high) + (" (slower runs at the edge)"
+                                             if max(values) > high else ""), "small", "end")]
         if _samples(head_latency):
             body += _strip(_samples(head_latency), scale, head_y, "lat-head", "head")
         else:
@@ -217,6 +218,16 @@ def latency_plot(entries: Sequence[Entry], baselines: Baselines) -> Plot:
             body.append(svg.text(LAT_RIGHT + 12, top + 34, "no baseline", "small"))
     height = len(rows) * LAT_ROW
     return Plot("latency", caption, svg.svg(PLOT_WIDTH, height, body, "latency"), height)
+
+
+def _axis(values: list[float]) -> tuple[float, float]:
+    """A row's axis: from the fastest run to the 99th percentile, padded, never below zero. A
+    few runs slowed by a neighbour (tens of times the median, on shared machines) would
+    otherwise squeeze the distribution into a few pixels; they are drawn at the right edge."""
+    ordered = sorted(values)
+    low, high = ordered[0], svg.quantile(ordered, 0.99)
+    pad = (high - low) * 0.05 or max(abs(high) * 0.05, 1e-6)
+    return max(low - pad, 0.0), high + pad
 
 
 def _samples(latency: Latency) -> list[float]:
@@ -305,11 +316,13 @@ SIZE_RIGHT = PLOT_WIDTH - 300
 
 
 def baseline_size(entry: Entry, baselines: Baselines) -> float | None:
-    """The base's file size: from the baseline entry, else from the ``size.max`` check."""
+    """The base's file size: from the baseline entry, else from a check on the file size that
+    was compared with it (``regression.size``, or ``size.max`` when it carries a baseline)."""
     base = baselines.get((entry.model, entry.variant))
     if base is not None:
         return float(base.measurement.size_bytes)
-    return _check_baseline(entry, "size.max")
+    found = _check_baseline(entry, "regression.size")
+    return found if found is not None else _check_baseline(entry, "size.max")
 
 
 def size_plot(entries: Sequence[Entry], baselines: Baselines) -> Plot:

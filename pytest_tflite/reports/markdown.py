@@ -96,6 +96,8 @@ def value_text(value: float | None, unit: str) -> str:
         return format_bytes(value)
     if unit == "ms":
         return format_ms(value)
+    if unit == "ratio":  # head / base, e.g. a paired latency comparison
+        return f"x{value:.3f}"
     return f"{value:.4g}"
 
 
@@ -268,7 +270,8 @@ def blocks(entries: Sequence[Entry]) -> tuple[list[str], list[Block]]:
     unchanged = [t for t in compared if t[2].verdict == "unchanged"]
     folded = [f"{len(rest):,} other checks ({passed:,} passed, {skipped:,} skipped)"] if rest else []
     if unchanged:
-        folded.append(f"{len(unchanged):,} unchanged latencies")
+        folded.append(f"{len(unchanged):,} unchanged "
+                      f"{'latency' if len(unchanged) == 1 else 'latencies'}")
     fold = Fold(["", f"<details><summary>{' and '.join(folded)}</summary>"], ["", "</details>"])
     latency_head = ["", "**Latency, head vs base** (timed pair by pair in one worker: the ratio "
                         "over the pairs, with its bootstrap interval)", "",

@@ -19,6 +19,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{format_bytes(value)} ({int(value)} B)" if value >= 1024 else format_bytes(value)
     if unit == "ms":
         return format_ms(value)
+    if unit == "ratio":
+        return f"x{value:.3f}"
     return f"{value:.4g}"
 
 
