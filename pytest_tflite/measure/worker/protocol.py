@@ -25,6 +25,9 @@ DEFAULT_THREADS = 1
 DEFAULT_SEED = 0
 DEFAULT_TIMEOUT_S = 300.0
 MAX_SECONDS = 150.0  # benchmark_model's --max_secs: a slow model still ends
+# Raw timed runs kept in ``latency_ms["samples"]`` for plots: enough to draw a distribution,
+# small enough that a report of hundreds of entries stays a few MB.
+MAX_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,30 @@ def _repeat(invoke: Callable[[], None], runs: Runs) -> list[float]:
             return durations
 
 
+def capped_samples(durations: list[float]) -> list[float]:
+    """At most MAX_SAMPLES of ``durations``, in time order: an evenly spaced subset when more
+    were timed (not the first MAX_SAMPLES), so a plot shows the whole run, drift included."""
+    if len(durations) <= MAX_SAMPLES:
+        return [float(d) for d in durations]
+    picked = np.linspace(0, len(durations) - 1, MAX_SAMPLES).round().astype(int)
+    return [float(durations[i]) for i in picked]
+
+
+def latency_stats(durations: list[float]) -> dict[str, Any]:
+    """The ``latency_ms`` figures of timed runs, in milliseconds, with the raw samples."""
+    values = np.asarray(durations)
+    return {
+        "median": float(np.median(values)),
+        "p90": float(np.percentile(values, 90)),
+        "p99": float(np.percentile(values, 99)),
+        "min": float(values.min()),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "n": len(durations),
+        "samples": capped_samples(durations),
+    }
+
+
 def time_invokes(invoke: Callable[[], None], warmup: Runs, timing: Runs) -> dict[str, Any]:
     before = time.perf_counter_ns()
     invoke()
@@ -78,18 +105,9 @@ def time_invokes(invoke: Callable[[], None], warmup: Runs, timing: Runs) -> dict
     cpu_before = time.process_time()
     durations = _repeat(invoke, Runs(max(timing.min_runs, 1), timing.min_seconds))
     cpu_ms = (time.process_time() - cpu_before) * 1000 / len(durations)
-    values = np.asarray(durations)
     return {
         "first_invoke_ms": first_invoke_ms,
         "warmup_runs": warmup_runs,
         "cpu_ms": cpu_ms,
-        "latency_ms": {
-            "median": float(np.median(values)),
-            "p90": float(np.percentile(values, 90)),
-            "p99": float(np.percentile(values, 99)),
-            "min": float(values.min()),
-            "mean": float(values.mean()),
-            "std": float(values.std()),
-            "n": len(durations),
-        },
+        "latency_ms": latency_stats(durations),
     }
