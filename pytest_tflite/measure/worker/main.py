@@ -9,6 +9,10 @@ with the float reference's (see layers.py).
 ``measure MODEL DELEGATE SETTINGS_JSON`` measures one delegate in this fresh process: init, first
 invoke, latency, CPU time, arena, peak RSS, delegation coverage.
 
+``compare CANDIDATE BASELINE DELEGATE SETTINGS_JSON`` times both models in this one process, in
+alternating blocks, and reports the latency ratio candidate/baseline with its interval (see
+compare.py).
+
 Each prints one JSON line last. Running in a subprocess means a model that crashes the
 interpreter takes only this process down, and TensorFlow's memory never pollutes the figures.
 """
@@ -174,9 +178,13 @@ def main(argv: list[str]) -> int:
             outcome = {"ok": True, "result": layers(*argv[1:])}
         elif argv[:1] == ["measure"] and len(argv) == 4:
             outcome = {"ok": True, "result": measure(*argv[1:])}
+        elif argv[:1] == ["compare"] and len(argv) == 5:
+            from .compare import compare
+
+            outcome = {"ok": True, "result": compare(argv[1], argv[2], argv[3], json.loads(argv[4]))}
         else:
             raise ValueError(f"usage: worker run MODEL INPUTS OUTPUTS | measure MODEL DELEGATE "
-                             f"SETTINGS (got {argv})")
+                             f"SETTINGS | compare CANDIDATE BASELINE DELEGATE SETTINGS (got {argv})")
     except DelegateUnavailable as exc:
         outcome = {"ok": True, "result": {"status": "unavailable", "reason": str(exc)}}
     except ModelUnsupported as exc:
