@@ -208,6 +208,21 @@ class TFLitePlugin:
         except BaselineError as exc:
             raise pytest.UsageError(f"--tflite-baseline: {exc}") from None
 
+    def baseline_entries(self) -> dict[tuple[str, str], Any]:
+        """The baseline's entry of each checked variant, for reports that draw base beside head."""
+        baseline = self.settings.baseline
+        if baseline is None:
+            return {}
+        found = {}
+        for entry in self.entries:
+            try:
+                saved = baseline.lookup(entry.model, entry.variant)
+            except TFLiteError:
+                continue  # a corrupt entry already failed its test with the reason
+            if saved is not None:
+                found[(entry.model, entry.variant)] = saved.entry
+        return found
+
     def save_baseline(self, session: pytest.Session) -> None:
         directory = self._invocation_path("tflite_baseline_save")
         if directory is None:
@@ -341,7 +356,7 @@ class TFLitePlugin:
             return
         from .reports.publish import publish
 
-        self.written += publish(self.entries, self.report_options())
+        self.written += publish(self.entries, self.report_options(), self.baseline_entries())
         self.save_baseline(session)
         if self.config.getoption("tflite_update_budgets"):
             self.written += self.update_budgets()

@@ -46,7 +46,7 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
     if regression.ops is not None:
         checks.append(_ops(measurement.ops, baseline.ops, regression.ops))
     if regression.latency is not None:
-        checks += _latency(measurement, baseline, regression.latency, strict)
+        checks += _latency(measurement, regression.latency, strict)
     return checks
 
 
@@ -124,8 +124,7 @@ def _ops(found: dict[str, int], base: dict[str, int], mode: str) -> Check:
                  baseline=0.0, delta=float(len(changes)))
 
 
-def _latency(measurement: Measurement, baseline: Measurement, tolerance: Relative,
-             strict: bool) -> list[Check]:
+def _latency(measurement: Measurement, tolerance: Relative, strict: bool) -> list[Check]:
     checks = []
     for name, found in measurement.delegates.items():
         metric = f"regression.latency.{name}"
@@ -138,15 +137,11 @@ def _latency(measurement: Measurement, baseline: Measurement, tolerance: Relativ
             why = found.reason if found.status != "ok" else "the baseline has no model file"
             checks.append(Check(metric, None, None, "skip", reason=f"not compared: {why}"))
             continue
-        base = baseline.delegates.get(name)
-        base_median = base.latency_ms.median if base is not None and base.latency_ms else None
-        median = found.latency_ms.median if found.latency_ms else None
+        # A ratio against the baseline: the baseline is 1 by definition, the delta the change.
         checks.append(Check(
             metric, comparison.ratio, 1 + tolerance.fraction,
             _latency_verdict(comparison, strict), "ratio",
-            reason=_interval(comparison),
-            baseline=base_median,
-            delta=median - base_median if median is not None and base_median is not None else None))
+            reason=_interval(comparison), baseline=1.0, delta=comparison.ratio - 1))
     if not checks:
         checks.append(Check("regression.latency", None, None, "skip",
                             reason="not compared: no delegate was measured in this run"))

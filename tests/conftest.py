@@ -63,6 +63,12 @@ def tf_keras_cnn(seed: int = 0, filters: int = 8) -> Any:
     ])
 
 
+@pytest.fixture(autouse=True)
+def no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner pytester runs must not append to the real GitHub job summary of a CI run."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def preloaded_native_modules() -> None:
     """Import TensorFlow, Keras and LiteRT once, before any inline pytester run.

@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-LATENCY_KEYS = {"median", "p90", "p99", "min", "mean", "std", "n"}
+LATENCY_KEYS = {"median", "p90", "p99", "min", "mean", "std", "n", "samples"}
 # Budgets measured with a short protocol: check stays fast; the CLI's own measure and init use
 # the default protocol (warm-up 0.5 s + timing 1 s per delegate).
 FAST_RUNTIME = """
@@ -140,6 +140,7 @@ def test_measure_json_default_delegates(cnn: Path, measured: tuple[int, str, str
         latency = found["latency_ms"]
         assert set(latency) == LATENCY_KEYS
         assert latency["n"] >= 50
+        assert len(latency["samples"]) == min(latency["n"], 1000)  # the raw runs, for plots
         assert 0 < latency["min"] <= latency["median"] <= latency["p90"] <= latency["p99"]
         assert latency["mean"] > 0 and latency["std"] >= 0
         assert found["init_ms"] > 0
