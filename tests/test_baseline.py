@@ -177,3 +177,35 @@ def test_a_baseline_from_another_environment_is_a_warning_in_the_report(project:
     (entry,) = json.loads((p.path / "r.json").read_text())["entries"]
     assert any("tensorflow 1.0.0 -> " in w for w in entry["warnings"])
     result.stdout.fnmatch_lines(["*BaselineMismatchWarning*tensorflow 1.0.0 -> *"])
+
+
+LATENCY_BUDGET = """
+    [defaults.runtime]
+    delegates = ["builtin"]
+    warmup = { min_runs = 1, min_seconds = 0 }
+    timing = { min_runs = 5, min_seconds = 0 }
+
+    [variants.float32]
+    size = { max = "4 MiB" }
+
+    [regression]
+    latency = "10%"
+"""
+
+
+def test_a_slower_model_fails_the_paired_latency_comparison(project: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    p = project({"mlp": LATENCY_BUDGET}, test_gate=TEST)
+    monkeypatch.setenv("UNITS", "16")
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    # A hidden layer 64 times wider: far more than 10% slower, whatever the machine's noise.
+    monkeypatch.setenv("UNITS", "1024")
+    result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
+    result.assert_outcomes(failed=1)
+    (entry,) = json.loads((p.path / "r.json").read_text())["entries"]
+    comparison = entry["delegates"]["builtin"]["comparison"]
+    assert comparison["verdict"] == "regressed" and comparison["low"] > 1.1
+    check = {c["metric"]: c for c in entry["checks"]}["regression.latency.builtin"]
+    assert check["verdict"] == "fail" and check["measured"] == comparison["ratio"]
+    assert (check["baseline"], check["budget"]) == (1.0, pytest.approx(1.1))
+    result.stdout.fnmatch_lines(["*regression.latency.builtin*fail*"])
