@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ..errors import ModelError
 from ..results import Comparison, Latency
 from . import lock
-from .isolated import WorkerFailed, call_worker
+from .isolated import WorkerFailed, call_worker, explained
 from .worker.compare import DEFAULT_COMPARE, judge_interval, ratio_interval
 from .worker.protocol import DEFAULT_SEED, DEFAULT_TIMEOUT_S
 
@@ -64,9 +64,10 @@ def measure_comparison(
 
     ``settings``: the resolved runtime settings (``runtime.resolve_settings``): ``threads``,
     ``warmup``, ``input_shapes``, ``seed``, ``timeout`` (milliseconds, for each worker run) and
-    ``compare`` = {min_pairs, min_seconds, max_seconds, block_ms} (``DEFAULT_COMPARE`` fills
-    what is unset: at least 20 pairs and 2 s of timing, up to 4 s while the interval straddles
-    a tolerance edge, blocks of ~10 ms). ``tolerance``: a fraction, 0.025 for "2.5%".
+    ``compare`` = {min_pairs, min_seconds, max_seconds, block_ms, clock} (``DEFAULT_COMPARE``
+    fills what is unset: at least 20 pairs and 2 s of timing, up to 4 s while the interval
+    straddles a tolerance edge, blocks of ~10 ms, the CPU clock with one thread and the wall
+    clock with several). ``tolerance``: a fraction, 0.025 for "2.5%".
 
     The verdict is ``judge_interval``'s. ``inconclusive`` gets one more worker run whose pairs
     are pooled with the first's (``remeasured=True``); still inconclusive stays inconclusive.
@@ -125,9 +126,7 @@ def _run(arguments: list[str], timeout_s: float, lock_file: Path | None) -> dict
         try:
             found = call_worker(arguments, timeout_s)
         except WorkerFailed as exc:
-            hint = (" (set runtime.timeout or --tflite-timeout to allow longer)"
-                    if exc.reason.startswith("timed out") else "")
-            raise ComparisonFailed("error", f"latency comparison: {exc.reason}{hint}") from None
+            raise ComparisonFailed("error", f"latency comparison: {explained(exc)}") from None
     status = found.get("status")
     if status != "ok":
         failure: FailureStatus = status if status in ("unavailable", "unsupported") else "error"

@@ -142,6 +142,13 @@ def call_worker(arguments: list[str], timeout: float) -> dict[str, Any]:
     return result
 
 
+def explained(failure: WorkerFailed) -> str:
+    """The worker's failure, with what to do when it was the time limit."""
+    if failure.reason.startswith("timed out"):
+        return failure.reason + " (set runtime.timeout or --tflite-timeout to allow longer)"
+    return failure.reason
+
+
 def _worker(arguments: list[str], model_path: Path, timeout: float) -> dict[str, Any]:
     try:
         return call_worker(arguments, timeout)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..results import DelegateResult
 from . import lock
-from .isolated import WorkerFailed, call_worker
+from .isolated import WorkerFailed, call_worker, explained
 from .worker.protocol import (
     DEFAULT_SEED,
     DEFAULT_THREADS,
@@ -67,9 +67,7 @@ def measure_delegate(
         try:
             found = call_worker(arguments, timeout_s)
         except WorkerFailed as exc:
-            hint = (" (set runtime.timeout or --tflite-timeout to allow longer)"
-                    if exc.reason.startswith("timed out") else "")
-            return DelegateResult("error", exc.reason + hint, threads=settings.get("threads"))
+            return DelegateResult("error", explained(exc), threads=settings.get("threads"))
     result = DelegateResult.from_json(found)
     result.threads = result.threads or settings.get("threads")
     return result

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes, format_ms
-from .tables import check_delta, comparisons, entry_warnings, over_by, signed_value
+from .tables import comparisons, entry_warnings, format_delta, over_by
 
 COMMENT_LIMIT = 65_536  # GitHub refuses an issue comment body longer than this
 # Room under the limit for a workflow that appends a line (a link to the run, say) before posting.
@@ -109,13 +109,7 @@ def base_to_head(check: Check) -> str:
 
 
 def delta_text(check: Check) -> str:
-    delta = check_delta(check)
-    if delta is None:
-        return ""
-    text = signed_value(delta, check.unit)
-    if check.baseline:
-        text += f" ({delta / abs(check.baseline):+.1%})"
-    return text
+    return format_delta(check, empty="")
 
 
 def percent_change(ratio: float) -> str:

@@ -65,11 +65,11 @@ def check_delta(check: Check) -> float | None:
     return None
 
 
-def format_delta(check: Check) -> str:
+def format_delta(check: Check, empty: str = "-") -> str:
     """The change against the baseline, with its percentage when the baseline is not zero."""
     delta = check_delta(check)
     if delta is None:
-        return "-"
+        return empty
     text = signed_value(delta, check.unit)
     if check.baseline:
         text += f" ({format_percent(delta / abs(check.baseline))})"
