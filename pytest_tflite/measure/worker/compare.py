@@ -48,10 +48,10 @@ from .protocol import (
     random_inputs,
 )
 
-# Defaults of the ``compare`` runtime setting. About 2 s of timing per comparison (a few hundred
-# pairs of millisecond models, ~60 of 15 ms ones), up to 4 s when the interval still straddles a
-# tolerance edge: with the worker's start (~0.3 s), loading and warm-up, one comparison stays
-# under ~5 s, and a re-measure under ~10 s.
+# Defaults of the ``compare`` runtime setting. About 2 s of timing per comparison (75-230 pairs
+# of 10 ms blocks in bench/latency_gate.py), up to 4 s when the interval still straddles a
+# tolerance edge: with the worker's start (~0.3 s), loading and warm-up, a comparison took
+# 2.8-3.8 s there, and one with its re-measure at most ~11 s.
 DEFAULT_COMPARE: dict[str, Any] = {
     "min_pairs": 20,
     "min_seconds": 2.0,
@@ -108,9 +108,11 @@ def choose_clock(clock: str, threads: int) -> Clock:
     macOS); wall time otherwise. With one thread an invoke's CPU time is its latency minus the
     time other processes held the core: on a shared 2-core machine at load average 4, up to two
     thirds of all invokes were preempted (wall > 1.2x CPU) and pair ratios on wall time
-    scattered 2-8x as widely as on CPU time (bench/latency_gate.py shows the verdicts on either clock). With
-    several threads CPU time adds up the threads' work and no longer measures latency, and a
-    coarse clock (Windows: ~16 ms) cannot time a block."""
+    scattered 2-8x as widely as on CPU time. Beside two busy loops (bench/latency_gate.py,
+    load average ~5) the gate on the wall clock left 15 of 20 identical pairings inconclusive
+    and caught 7 of 20 +5% models; on the CPU clock 1 and 20 of 20. With several threads CPU
+    time adds up the threads' work and no longer measures latency, and a coarse clock
+    (Windows: ~16 ms) cannot time a block."""
     if clock in ("cpu", "wall"):
         return "cpu" if clock == "cpu" else "wall"
     fine = time.get_clock_info("process_time").resolution <= 1e-6
@@ -125,7 +127,8 @@ def trimmed_mean(values: Any, trim: float = TRIM) -> Any:
     return kept.mean(axis=-1)
 
 
-def ratio_interval(log_ratios: Sequence[float], seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
+def ratio_interval(log_ratios: Sequence[float],
+                   seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
     """(ratio, low, high): the trimmed mean of the pairs' log ratios and its percentile bootstrap
     interval, back in ratios. Seeded, so the same pairs always give the same interval."""
     logs = np.asarray(log_ratios, dtype=float)
