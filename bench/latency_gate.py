@@ -28,8 +28,9 @@ warm-up and re-measure included).
 
 Targets: no false alarm; >= 27/30 detections at +5% and 30/30 at +10%; <= 6 s per comparison.
 
-Run: python bench/latency_gate.py [--trials 30] [--true-seconds 30] [--no-wall]
-     (~40 min with the defaults on 2 cores; ~25 min with --no-wall)
+Run: python bench/latency_gate.py [--trials 30] [--true-seconds 30] [--no-wall] [--busy N]
+     (~26-40 min with the defaults on 2 cores, by the load; ``--busy 2`` runs two busy-loop
+     processes throughout, neighbours that take turns on both cores)
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,7 +89,8 @@ def load() -> str:
 VERDICTS = ("regressed", "unchanged", "improved", "inconclusive")
 
 
-def gate_trial(candidate: Path, baseline: Path, delegate: str, settings: dict[str, Any]) -> dict[str, Any]:
+def gate_trial(candidate: Path, baseline: Path, delegate: str,
+               settings: dict[str, Any]) -> dict[str, Any]:
     from pytest_tflite.measure.compare import measure_comparison
 
     found = measure_comparison(candidate, baseline, delegate, settings, TOLERANCE)
@@ -114,7 +118,20 @@ def main() -> None:
     parser.add_argument("--delegates", default=",".join(DELEGATES))
     parser.add_argument("--no-wall", action="store_true",
                         help="skip the gate on the wall clock (shown beside the default)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="busy-loop processes to run throughout, as neighbours on the cores")
     args = parser.parse_args()
+    neighbours = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                  for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for neighbour in neighbours:
+            neighbour.kill()
+            neighbour.wait()
+
+
+def run(args: argparse.Namespace) -> None:
     delegates = args.delegates.split(",")
 
     from pytest_tflite.measure.compare import DEFAULT_COMPARE
@@ -125,7 +142,8 @@ def main() -> None:
     if not args.no_wall:
         arms["gate, wall clock"] = {**settings, "compare": {"clock": "wall"}}
     started = time.perf_counter()
-    print(f"load average (1/5/15 min) at start: {load()}; {os.cpu_count()} CPUs", flush=True)
+    print(f"load average (1/5/15 min) at start: {load()}; {os.cpu_count()} CPUs; "
+          f"{args.busy} busy-loop neighbours", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as scratch:
         paths = build(Path(scratch))
         baseline = paths["baseline"]
