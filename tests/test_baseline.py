@@ -139,6 +139,10 @@ def test_a_model_that_grew_fails_against_the_base_branch(project: Any, xdist: li
     assert check["verdict"] == "fail"
     assert check["delta"] == entry["size_bytes"] - base["size_bytes"] > 0.01 * base["size_bytes"]
     grown.stdout.fnmatch_lines(["*regression.size*fail*"])
+    # The summary's model x variant x metric table against the base branch.
+    grown.stdout.fnmatch_lines([
+        "*model*variant*metric*measured*budget*baseline*delta*verdict*",
+        f"*mlp*float32*regression.size*{base['size_bytes']} B)*+{check['delta']:,} B*fail*"])
 
 
 def test_without_a_baseline_regression_keys_skip(project: Any) -> None:

@@ -175,6 +175,14 @@ def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]
                 for e in entries]
         lines += table(["model", "variant", "size", "gzip", "accuracy", "median latency",
                         "verdict"], rows)
+    against_baseline = [(e, c) for e in entries for c in e.checks if c.baseline is not None]
+    if against_baseline:
+        # model x variant x metric against the base branch: what a reviewer of a PR asks.
+        lines += ["", *table(["model", "variant", "metric", "measured", "budget", "baseline",
+                              "delta", "verdict"],
+                             [[e.model, e.variant, c.metric, format_value(c.measured, c.unit),
+                               format_value(c.budget, c.unit), format_value(c.baseline, c.unit),
+                               format_delta(c), c.verdict] for e, c in against_baseline])]
     compared = comparisons(entries)
     if compared:
         lines += ["", *table(["model", "variant", "delegate", "latency vs baseline"],
