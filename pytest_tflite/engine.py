@@ -60,6 +60,14 @@ def runtime_settings(budget: Budget, variant: Variant, settings: Settings) -> di
                             _layer(variant.runtime), settings.command_line)
 
 
+def run_threads(settings: Settings) -> int:
+    """The run-wide thread count (command line, ini, default) that a baseline's fingerprint
+    records: budget files may set their own, but the manifest is one per directory."""
+    from .measure.runtime import resolve_settings
+
+    return int(resolve_settings(settings.ini, settings.command_line)["threads"])
+
+
 def timeout_seconds(runtime: Mapping[str, Any]) -> float:
     return float(runtime["timeout"]) / 1000
 
@@ -69,7 +77,7 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
     """Measure ``model`` as the variant's budgets ask, and judge every key."""
     variant = budget.variant(variant_name)
     measurement = measure(model, budget, variant, settings, evaluation=evaluation, sample=sample)
-    saved, no_baseline, warnings = _baseline_of(budget, variant, variant_name, settings)
+    saved, no_baseline, warnings = _baseline_of(budget, variant_name, settings)
     if saved is not None:
         _compare_latency(model, saved, budget, variant, measurement, settings)
     checks = judge(measurement, variant, budget.spec.regression, settings.context(no_baseline),
@@ -80,7 +88,7 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
                  model_path=str(model.path), budget_path=str(budget.path))
 
 
-def _baseline_of(budget: Budget, variant: Variant, name: str,
+def _baseline_of(budget: Budget, name: str,
                  settings: Settings) -> tuple[BaselineEntry | None, str, list[str]]:
     """The saved entry of this variant (or why there is none) and warnings about it."""
     if settings.baseline is None:
@@ -91,8 +99,8 @@ def _baseline_of(budget: Budget, variant: Variant, name: str,
     if saved is None:
         return None, (f"not compared: the baseline {settings.baseline.directory} has no "
                       f"{budget.model} [{name}] (a new model variant?)"), []
-    threads = runtime_settings(budget, variant, settings)["threads"]
-    changed = differences(settings.baseline.environment, environment_fingerprint(threads))
+    changed = differences(settings.baseline.environment,
+                          environment_fingerprint(run_threads(settings)))
     warnings = [f"the baseline was measured elsewhere: {'; '.join(changed)}"] if changed else []
     return saved, NO_BASELINE, warnings
 

@@ -228,11 +228,10 @@ class TFLitePlugin:
         if directory is None:
             return
         from .baseline import BaselineError, environment_fingerprint, save
-        from .measure.runtime import resolve_settings
+        from .engine import run_threads
 
-        threads = resolve_settings(self.settings.ini, self.settings.command_line)["threads"]
         try:
-            lines = save(directory, self.entries, environment_fingerprint(threads))
+            lines = save(directory, self.entries, environment_fingerprint(run_threads(self.settings)))
         except BaselineError as exc:
             self.written.append(f"tflite baseline NOT saved: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

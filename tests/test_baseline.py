@@ -213,3 +213,14 @@ def test_a_slower_model_fails_the_paired_latency_comparison(project: Any,
     assert check["verdict"] == "fail" and check["measured"] == comparison["ratio"]
     assert (check["baseline"], check["budget"]) == (1.0, pytest.approx(1.1))
     result.stdout.fnmatch_lines(["*regression.latency.builtin*fail*"])
+
+
+def test_a_budget_files_own_threads_do_not_read_as_another_environment(project: Any) -> None:
+    # The manifest records the run's threads; a budget file's [defaults.runtime] threads must
+    # not make the same machine look like another one.
+    p = project({"mlp": "[defaults.runtime]\nthreads = 2\n" + BUDGET}, test_gate=TEST)
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
+    result.assert_outcomes(passed=1)
+    (entry,) = json.loads((p.path / "r.json").read_text())["entries"]
+    assert entry["warnings"] == []
