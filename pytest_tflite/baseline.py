@@ -36,14 +36,17 @@ class BaselineError(TFLiteError):
     """A baseline directory is missing, corrupt, of another version, or would be ambiguous."""
 
 
+def package_version(distribution: str) -> str | None:
+    """An installed distribution's version; None when it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment_fingerprint(threads: int | None) -> dict[str, Any]:
     """What the figures depend on besides the model: library versions, the CPU, the threads."""
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
+    version = package_version
     cpu, flags = _cpu()
     return {
         "python": sys.version.split()[0],

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from ..baseline import package_version
 from ..flatbuffer import snake_case
 from .sources import Source
 
@@ -28,15 +29,6 @@ def cache_key(source: Source, options: dict[str, Any], samples: Any) -> str | No
     digest.update(json.dumps(header, sort_keys=True).encode())
     hash_arrays(digest, samples)
     return digest.hexdigest()
-
-
-def package_version(distribution: str) -> str | None:
-    from importlib import metadata  # ~20 ms: only when a key is computed
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def hash_arrays(digest: Any, samples: Any) -> None:

@@ -59,7 +59,8 @@ def cached_prune(
 
 
 def _prune_key(model: Any, target: float, fine_tune: FineTune, options: dict[str, Any]) -> str | None:
-    from ..conversion.cache_keys import hash_arrays, model_fingerprint, package_version
+    from ..baseline import package_version
+    from ..conversion.cache_keys import hash_arrays, model_fingerprint
     from ..conversion.sources import classify
 
     if callable(fine_tune):

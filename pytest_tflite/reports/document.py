@@ -6,7 +6,6 @@ import json
 import platform
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,7 @@ REPORT_VERSION = 1
 
 
 def environment() -> dict[str, Any]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
+    from ..baseline import package_version as version
 
     return {
         "python": sys.version.split()[0],

@@ -33,26 +33,29 @@ def svg(width: float, height: float, body: Sequence[str], label: str, css_class:
             f'role="img" aria-label="{escape(label)}">' + "".join(body) + "</svg>")
 
 
+def _element(tag: str, css_class: str, attrs: str, title: str | None) -> str:
+    """One shape; a title, when given, becomes its hover text."""
+    body = _title(title)
+    opening = f'{tag} class="{escape(css_class)}" {attrs}'
+    return f"<{opening}>{body}</{tag}>" if body else f"<{opening}/>"
+
+
 def rect(x: float, y: float, width: float, height: float, css_class: str,
          title: str | None = None) -> str:
-    body = _title(title)
-    attrs = (f'class="{escape(css_class)}" x="{number(x)}" y="{number(y)}" '
-             f'width="{number(max(width, 0.0))}" height="{number(max(height, 0.0))}"')
-    return f"<rect {attrs}>{body}</rect>" if body else f"<rect {attrs}/>"
+    return _element("rect", css_class, f'x="{number(x)}" y="{number(y)}" '
+                    f'width="{number(max(width, 0.0))}" height="{number(max(height, 0.0))}"',
+                    title)
 
 
 def circle(cx: float, cy: float, r: float, css_class: str, title: str | None = None) -> str:
-    body = _title(title)
-    attrs = f'class="{escape(css_class)}" cx="{number(cx)}" cy="{number(cy)}" r="{number(r)}"'
-    return f"<circle {attrs}>{body}</circle>" if body else f"<circle {attrs}/>"
+    return _element("circle", css_class, f'cx="{number(cx)}" cy="{number(cy)}" r="{number(r)}"',
+                    title)
 
 
 def line(x1: float, y1: float, x2: float, y2: float, css_class: str,
          title: str | None = None) -> str:
-    body = _title(title)
-    attrs = (f'class="{escape(css_class)}" x1="{number(x1)}" y1="{number(y1)}" '
-             f'x2="{number(x2)}" y2="{number(y2)}"')
-    return f"<line {attrs}>{body}</line>" if body else f"<line {attrs}/>"
+    return _element("line", css_class, f'x1="{number(x1)}" y1="{number(y1)}" '
+                    f'x2="{number(x2)}" y2="{number(y2)}"', title)
 
 
 def text(x: float, y: float, content: str, css_class: str = "", anchor: str = "start") -> str:
