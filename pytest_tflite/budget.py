@@ -233,6 +233,8 @@ class RuntimeSettings(Strict):
     input_shapes: dict[str, list[PositiveInt]] | None = None
     seed: Annotated[int, BeforeValidator(_no_bool)] | None = None
     timeout: Duration | None = None
+    # The worker's memory cap (address space): a model that needs more is refused, not run.
+    max_memory: Size | None = None
 
 
 class LatencyBudget(BudgetTable):
@@ -514,7 +516,7 @@ KEY_KINDS: dict[str, tuple[str, ...]] = {
         "model", "source", "accuracy.metric", "accuracy.direction",
         "runtime.threads", "runtime.delegates", "runtime.warmup.min_runs",
         "runtime.warmup.min_seconds", "runtime.timing.min_runs", "runtime.timing.min_seconds",
-        "runtime.input_shapes.<input>", "runtime.seed", "runtime.timeout",
+        "runtime.input_shapes.<input>", "runtime.seed", "runtime.timeout", "runtime.max_memory",
     ),
     "regression": tuple(f"regression.{key}" for key in Regression.model_fields),
 }
