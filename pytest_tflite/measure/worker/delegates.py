@@ -13,6 +13,11 @@ from typing import Any
 import numpy as np
 
 INTERPRETER_DELEGATES = ("xnnpack", "builtin", "reference")
+# A diagnostic for fuzzing (tests/test_fuzz.py, bench/hardening_fuzz.py): with this variable set
+# to a file, the worker appends "allocate_tensors MODEL_PATH" to it just before each
+# allocate_tensors(), so a fuzz run can tell which mutants got past the static checks into the
+# interpreter. Unset, it costs one dictionary lookup.
+TRACE_VARIABLE = "PYTEST_TFLITE_TRACE"
 ACCELERATORS = ("gpu", "npu")
 
 
@@ -90,6 +95,7 @@ class InterpreterRunner:
             for detail, shape in zip(details, concrete_shapes(details, input_shapes)):
                 if shape is not None:
                     self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+            trace("allocate_tensors", model_path)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise _refusal(str(exc)) from None
@@ -194,6 +200,16 @@ class InterpreterRunner:
             "partitions": len(partitions),
             "fallback_ops": dict(sorted(fallback.items())),
         }
+
+
+def trace(event: str, model_path: str) -> None:
+    """Append ``EVENT MODEL_PATH`` to the file named by PYTEST_TFLITE_TRACE, when it is set."""
+    import os
+
+    path = os.environ.get(TRACE_VARIABLE)
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{event} {model_path}\n")
 
 
 class AcceleratorRunner:
