@@ -28,9 +28,9 @@ from pydantic import (
 from .errors import BudgetFileError
 from .measure.metrics import ERROR_METRICS
 from .units import (
-    PERCENT_RE,
     SIZE_UNITS,
     parse_duration,
+    parse_percent,
     parse_size,
     parse_time,
 )
@@ -68,8 +68,8 @@ class Relative(BaseModel):
 
 def _relative_or(parse_absolute: Any) -> Any:
     def parse(value: object) -> object:
-        if isinstance(value, str) and (match := PERCENT_RE.match(value)):
-            return Relative(percent=float(match.group(1)))
+        if (percent := parse_percent(value)) is not None:
+            return Relative(percent=percent)
         if isinstance(value, Relative):
             return value
         try:
@@ -82,6 +82,9 @@ def _relative_or(parse_absolute: Any) -> Any:
 
 def _non_negative(value: object) -> float:
     value = _no_bool(value)
+    # TOML integers are unbounded: one past a float's range is not finite either.
+    if isinstance(value, int) and abs(value) >= 2**1023:
+        value = math.inf
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"expected a number >= 0 or a percentage such as \"1%\", got {value!r}")
     return float(value)
@@ -115,8 +118,10 @@ Duration = Annotated[float, BeforeValidator(parse_duration),
 Time = Annotated[float, BeforeValidator(parse_time), WithJsonSchema(_TIME_SCHEMA)]
 Fraction = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_fraction),
                      WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
-Number = Annotated[float, BeforeValidator(_no_bool)]
-PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
+# nan or inf as a bound would make a budget that never fails (or a timing loop that never ends).
+Number = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+# Threads, input dimensions and partitions are C ints in LiteRT.
+PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=2**31 - 1)]
 SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(parse_size)),
                           WithJsonSchema(_or_percent(_SIZE_SCHEMA))]
 NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_non_negative)),
@@ -220,7 +225,7 @@ class SparsityBudget(BudgetTable):
 
 class Runs(Strict):
     min_runs: Annotated[int, BeforeValidator(_no_bool), Field(ge=0)] | None = None
-    min_seconds: Annotated[float, BeforeValidator(_no_bool), Field(ge=0)] | None = None
+    min_seconds: Annotated[float, BeforeValidator(_no_bool), Field(ge=0, allow_inf_nan=False)] | None = None
 
 
 class RuntimeSettings(Strict):
@@ -231,7 +236,7 @@ class RuntimeSettings(Strict):
     warmup: Runs | None = None
     timing: Runs | None = None
     input_shapes: dict[str, list[PositiveInt]] | None = None
-    seed: Annotated[int, BeforeValidator(_no_bool)] | None = None
+    seed: Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=2**63 - 1)] | None = None  # numpy's range
     timeout: Duration | None = None
     # The worker's memory cap (address space): a model that needs more is refused, not run.
     max_memory: Size | None = None
@@ -366,8 +371,8 @@ class Defaults(Strict):
 
 
 def _percentage_only(value: object) -> Relative:
-    if isinstance(value, str) and (match := PERCENT_RE.match(value)):
-        return Relative(percent=float(match.group(1)))
+    if (percent := parse_percent(value)) is not None:
+        return Relative(percent=percent)
     raise ValueError(f"regression.latency takes a percentage such as \"5%\" (the candidate is "
                      f"timed against the baseline's model, so only a ratio means anything), "
                      f"got {value!r}")
@@ -445,6 +450,10 @@ def load(path: Path) -> Budget:
         raise BudgetFileError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise BudgetFileError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    except ValueError as exc:  # tomllib's int() past Python's 4300-digit limit
+        raise BudgetFileError(f"{path}: invalid TOML: a number too long to read ({exc})") from None
+    except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+        raise BudgetFileError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     try:
         return Budget(path, BudgetFile.model_validate(data))
     except ValidationError as exc:
@@ -460,9 +469,11 @@ def describe_errors(exc: ValidationError) -> str:
             message = "unknown key (check the spelling; `tflite-budget schema` lists the keys)"
         # A whole table as "got" is noise: the key path already names it.
         shown = error["type"] == "missing" or isinstance(error["input"], dict)
-        got = "" if shown else f" (got {error['input']!r})"
+        text = repr(error["input"])
+        # A very long value would bury the message: its start is enough to find it.
+        got = "" if shown else f" (got {text if len(text) <= 80 else text[:80] + '...'})"
         if error["type"] in ("value_error", "extra_forbidden"):
-            got = "" if repr(error["input"]) in message else got
+            got = "" if text in message else got
         lines.append(f"  {location or '(top level)'}: {message}{got}")
     return "\n".join(dict.fromkeys(lines))
 

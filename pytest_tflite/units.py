@@ -10,6 +10,8 @@ from typing import Any
 
 SIZE_UNITS = "B, KB, KiB, MB, MiB"
 TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+# Sizes travel as JSON integers in reports: past int64 most readers lose them.
+MAX_BYTES = 2**63 - 1
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)\s*$")
 _TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(us|ms|s)\s*$")
@@ -34,6 +36,8 @@ def parse_size(value: object) -> int:
         raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
     if number <= 0:
         raise ValueError(f"a size must be greater than 0, got {value!r}")
+    if number > MAX_BYTES:
+        raise ValueError(f"a size must be at most {MAX_BYTES} bytes (8 EiB)")
     return number
 
 
@@ -46,12 +50,15 @@ def parse_time(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        # TOML integers are unbounded; one past a float's range reads as infinite, refused below.
+        number = float(value) if abs(value) < 2**1023 else math.inf
     elif isinstance(value, str) and (match := _TIME_RE.match(value)):
         number = float(match.group(1)) * TIME_UNITS[match.group(2)]
     else:
         raise ValueError(f"expected a time such as \"0.8 ms\" (units us, ms, s), got {value!r}")
-    if not math.isfinite(number) or number <= 0:
+    if not math.isfinite(number):
+        raise ValueError("a time must be a finite number greater than 0")
+    if number <= 0:
         raise ValueError(f"a time must be greater than 0, got {value!r}")
     return number
 
@@ -65,6 +72,16 @@ def parse_duration(value: object) -> float:
 
 
 PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_percent(value: object) -> float | None:
+    """The number of a "N%" string; None when ``value`` is not one (it may be absolute)."""
+    if not isinstance(value, str) or not (match := PERCENT_RE.match(value)):
+        return None
+    percent = float(match.group(1))
+    if not math.isfinite(percent):
+        raise ValueError(f"a percentage must be finite, got {value[:40]!r}...")
+    return percent
 
 
 @cache
