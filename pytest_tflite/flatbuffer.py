@@ -400,27 +400,30 @@ class FlatbufferView:
         result: SparsityInfo | None = self._read(f"the sparsity of tensor {tensor}", read)
         return result
 
-    def tensor_data(self, subgraph: int, tensor: int) -> bytes | None:
+    def tensor_data(self, subgraph: int, tensor: int) -> memoryview | None:
         """The bytes a constant tensor stores in this file (inline, or at a buffer offset as in
-        models over 2 GB); None for a tensor without data here (activations, external buffers)."""
+        models over 2 GB), as a read-only view into the file's bytes, never a copy (a model's
+        weights are most of its size); None for a tensor without data here (activations,
+        external buffers)."""
 
-        def read() -> bytes | None:
+        def read() -> memoryview | None:
             buffer = self._tensor_table(subgraph, tensor).Buffer()
             if buffer == 0 or not 0 <= buffer < self.root.BuffersLength():
                 return None
             table = self.root.Buffers(buffer)
             if table.DataLength() > 0:
-                return bytes(table.DataAsNumpy().tobytes())
+                # numpy's view over the file's bytes (np.frombuffer): no copy.
+                return memoryview(table.DataAsNumpy()).toreadonly()
             offset, size = int(table.Offset()), int(table.Size())
             if offset > 1 and size > 0:  # TFLite treats offset 0 and 1 as "no data here"
                 if offset + size > len(self.content):
                     raise ModelError(f"{self.origin}: corrupt TFLite model: buffer {buffer} "
                                      f"ends at byte {offset + size}, past the file's "
                                      f"{len(self.content)}")
-                return self.content[offset:offset + size]
+                return memoryview(self.content).toreadonly()[offset:offset + size]
             return None
 
-        result: bytes | None = self._read(f"the data of tensor {tensor}", read)
+        result: memoryview | None = self._read(f"the data of tensor {tensor}", read)
         return result
 
     def tensor_values(self, subgraph: int, tensor: int) -> Any:

@@ -210,15 +210,30 @@ def _is_zero(view: FlatbufferView, subgraph: int, tensor: int, values: Any,
              channels: Any) -> Any:
     """Which values are zero: 0.0, or the zero point of their channel. ``channels``: the channel
     of each value of a 1-D ``values`` (None: ``values`` has the tensor's dense shape)."""
-    import numpy as np
 
     info = view.tensors(subgraph)[tensor]
     quantization = view.tensor_quantization(subgraph, tensor)
     if info.dtype.startswith(("float", "bfloat")) or quantization is None:
         return values == 0
+    if len(quantization.zero_points) == 1:
+        return values == quantization.zero_points[0]
+    zero_points, dimension = _channel_zero_points(view, subgraph, tensor)
+    if channels is not None:
+        return values == zero_points[channels]
+    broadcast = [1] * len(info.shape)
+    broadcast[dimension] = -1
+    return values == zero_points.reshape(broadcast)
+
+
+def _channel_zero_points(view: FlatbufferView, subgraph: int, tensor: int) -> tuple[Any, int]:
+    """A per-channel quantized tensor's zero points (int64) and the dimension they run along,
+    checked against its shape."""
+    import numpy as np
+
+    info = view.tensors(subgraph)[tensor]
+    quantization = view.tensor_quantization(subgraph, tensor)
+    assert quantization is not None
     zero_points = np.asarray(quantization.zero_points, dtype=np.int64)
-    if len(zero_points) == 1:
-        return values == zero_points[0]
     dimension = quantization.quantized_dimension
     rank = len(info.shape)
     if not 0 <= dimension < rank or info.shape[dimension] != len(zero_points):
@@ -226,11 +241,7 @@ def _is_zero(view: FlatbufferView, subgraph: int, tensor: int, values: Any,
             f"{view.origin}: corrupt TFLite model: tensor {info.name!r} has "
             f"{len(zero_points)} zero points along dimension {dimension} of shape "
             f"{list(info.shape)}")
-    if channels is not None:
-        return values == zero_points[channels]
-    broadcast = [1] * rank
-    broadcast[dimension] = -1
-    return values == zero_points.reshape(broadcast)
+    return zero_points, dimension
 
 
 def _stored_positions(view: FlatbufferView, info: TensorInfo, sparsity: Any,
@@ -293,15 +304,52 @@ def _stored_positions(view: FlatbufferView, info: TensorInfo, sparsity: Any,
     return tuple(dense)
 
 
+# Values a dense weight's zeros are counted over at a time: a whole-tensor mask would cost a
+# byte a value (as much again as an int8 model's file) in the parent.
+ZERO_COUNT_CHUNK = 1 << 22
+
+
+def zero_count(view: FlatbufferView, subgraph: int, tensor: int) -> tuple[int, int]:
+    """``(zeros, elements)`` of a weight at its dense size: ``zero_mask``'s sum and size, counted
+    chunk by chunk for a dense tensor so memory stays flat however large the weight."""
+    import numpy as np
+
+    if view.tensor_sparsity(subgraph, tensor) is not None:
+        mask = zero_mask(view, subgraph, tensor)
+        return int(mask.sum()), int(mask.size)
+    info = view.tensors(subgraph)[tensor]
+    values = view.tensor_values(subgraph, tensor)
+    quantization = view.tensor_quantization(subgraph, tensor)
+    if info.dtype.startswith(("float", "bfloat")) or quantization is None \
+            or len(quantization.zero_points) == 1:
+        zero = 0 if quantization is None or info.dtype.startswith(("float", "bfloat")) \
+            else quantization.zero_points[0]
+        flat = values.reshape(-1)
+        zeros = sum(int(np.count_nonzero(flat[start:start + ZERO_COUNT_CHUNK] == zero))
+                    for start in range(0, flat.size, ZERO_COUNT_CHUNK))
+        return zeros, int(flat.size)
+    zero_points, dimension = _channel_zero_points(view, subgraph, tensor)
+    # Channel by channel blocks: the quantized dimension first (a view, no copy).
+    channels = np.moveaxis(values, dimension, 0)
+    step = max(1, ZERO_COUNT_CHUNK // max(1, values.size // max(1, channels.shape[0])))
+    trailing = (1,) * (channels.ndim - 1)
+    zeros = 0
+    for start in range(0, channels.shape[0], step):
+        block = channels[start:start + step]
+        zeros += int(np.count_nonzero(
+            block == zero_points[start:start + step].reshape(-1, *trailing)))
+    return zeros, int(values.size)
+
+
 def layer_sparsity(view: FlatbufferView) -> list[LayerSparsity]:
     """Zeros and elements of every weight tensor of the model."""
     layers = []
     for weight in weight_tensors(view):
-        mask = zero_mask(view, weight.subgraph, weight.tensor.index)
+        zeros, elements = zero_count(view, weight.subgraph, weight.tensor.index)
         sparse = view.tensor_sparsity(weight.subgraph, weight.tensor.index) is not None
         layers.append(LayerSparsity(
             name=weight.layer, tensor=weight.tensor.name, dtype=weight.tensor.dtype,
-            elements=int(mask.size), zeros=int(mask.sum()),
+            elements=elements, zeros=zeros,
             format="sparse" if sparse else "dense",
         ))
     return layers
