@@ -43,6 +43,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 # Delegates the runtime measurement knows; "external:PATH" names a delegate shared library.
 DELEGATES = ("xnnpack", "builtin", "reference", "gpu", "npu")
 ACCELERATORS = ("gpu", "npu")  # LiteRT CompiledModel: whole-model figures only
+CPU_KERNELS = ("builtin", "reference")  # no delegate at all: nothing is ever delegated
 def _no_bool(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value}")
@@ -137,6 +138,10 @@ def _delegate_name(name: str) -> str:
 
 
 _DELEGATE_PATTERN = "xnnpack|builtin|reference|gpu|npu|external:.+"
+
+
+def _delegates_except(refused: tuple[str, ...]) -> str:
+    return "|".join([*(name for name in DELEGATES if name not in refused), "external:.+"])
 Delegate = Annotated[str, AfterValidator(_delegate_name),
                      WithJsonSchema({"type": "string", "pattern": f"^({_DELEGATE_PATTERN})$"})]
 
@@ -149,8 +154,27 @@ def _given(value: object) -> bool:
     return value is not None and value != [] and value != {}
 
 
+def _one_given(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """JSON Schema for "at least one key, and not an empty list or table": ``_given`` for editors."""
+    branches = []
+    for name, field in schema["properties"].items():
+        branch: dict[str, Any] = {"required": [name]}
+        if field.get("type") in ("array", "object"):
+            branch["properties"] = {name: {"minItems" if field["type"] == "array"
+                                           else "minProperties": 1}}
+        branches.append(branch)
+    return branches
+
+
+def _budget_table_schema(schema: dict[str, Any]) -> None:
+    # Under allOf: a bare anyOf on a table reads as Optional[...] to simple schema walkers.
+    schema["allOf"] = [{"anyOf": _one_given(schema)}]
+
+
 class BudgetTable(Strict):
     """A table of budgets: an empty one would check nothing, so it is refused."""
+
+    model_config = ConfigDict(json_schema_extra=_budget_table_schema)
 
     @model_validator(mode="after")
     def _not_empty(self) -> BudgetTable:
@@ -165,7 +189,33 @@ class SizeBudget(BudgetTable):
     max_gzip: Size | None = None
 
 
+def _accuracy_schema(schema: dict[str, Any]) -> None:
+    """The loader's rules for editors: top0 is no metric, the direction decides min or max, a
+    custom metric names its direction, and some bound is given. One branch per way to be valid."""
+    error = "|".join(ERROR_METRICS)
+    schema["properties"]["metric"]["pattern"] = rf"^(top[1-9]\d*|{error}|custom)$"
+    kinds = [  # (metric, whether "metric" must be written, direction, higher is better)
+        ({"pattern": r"^top[1-9]\d*$"}, False, None, True),
+        ({"pattern": f"^({error})$"}, True, None, False),
+        ({"const": "custom"}, True, "higher", True),
+        ({"const": "custom"}, True, "lower", False),
+    ]
+    branches = []
+    for metric, metric_required, direction, higher in kinds:
+        for bound in ("min" if higher else "max", "max_drop"):
+            branch: dict[str, Any] = {
+                "properties": {"metric": metric, "max" if higher else "min": False,
+                               "direction": {"const": direction} if direction else False},
+                "required": [bound, *(["metric"] if metric_required else []),
+                             *(["direction"] if direction else [])],
+            }
+            branches.append(branch)
+    schema["allOf"] = [{"anyOf": branches}]
+
+
 class AccuracyBudget(Strict):
+    model_config = ConfigDict(json_schema_extra=_accuracy_schema)
+
     metric: Annotated[str, Field(pattern=r"^(top\d+|mae|mse|rmse|custom)$")] = "top1"
     # Only a custom metric needs it: the built-in metrics know their direction.
     direction: Literal["higher", "lower"] | None = None
@@ -261,7 +311,9 @@ class MemoryBudget(BaseModel):
 
     model_config = ConfigDict(
         extra="allow", frozen=True,
-        json_schema_extra={"propertyNames": {"pattern": f"^(planned_arena|{_DELEGATE_PATTERN})$"}},
+        # gpu and npu show no memory (``refusal``); any key at all is a budget.
+        json_schema_extra={"minProperties": 1, "propertyNames": {
+            "pattern": f"^(planned_arena|{_delegates_except(ACCELERATORS)})$"}},
     )
     __pydantic_extra__: dict[Delegate, DelegateMemory] = Field(init=False)
     planned_arena: Size | None = None
@@ -301,7 +353,7 @@ def refusal(key: str, value: object = None) -> str | None:
     if len(parts) != 3 or parts[0] not in ("memory", "delegation"):
         return None
     table, delegate, leaf = parts
-    if table == "delegation" and delegate in ("builtin", "reference"):
+    if table == "delegation" and delegate in CPU_KERNELS:
         return NOTHING_DELEGATED
     if delegate not in ACCELERATORS:
         return None
@@ -335,6 +387,18 @@ class DelegationBudget(BudgetTable):
     min_fraction: Fraction | None = None
     max_partitions: PositiveInt | None = None
     forbid_fallback: Annotated[list[str], AfterValidator(_op_names)] = Field(default_factory=list)
+
+
+def _delegation_schema(schema: dict[str, Any]) -> None:
+    """Delegation budgets as ``refusal`` allows them: none for CPU kernels, and an accelerator
+    judges only full acceleration."""
+    schema["$defs"]["Variant"]["properties"]["delegation"]["patternProperties"] = {
+        f"^({_delegates_except(CPU_KERNELS + ACCELERATORS)})$": {"$ref": "#/$defs/DelegationBudget"},
+        f"^({'|'.join(ACCELERATORS)})$": {
+            "type": "object", "additionalProperties": False, "required": ["min_fraction"],
+            "properties": {"min_fraction": {"const": 1.0}},
+        },
+    }
 
 
 class Variant(Strict):
@@ -488,6 +552,7 @@ def _is_internal_loc(part: object) -> bool:
 
 def json_schema() -> str:
     schema = BudgetFile.model_json_schema()
+    _delegation_schema(schema)
     _close_delegate_tables(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pytest-tflite budget file"
