@@ -8,12 +8,12 @@ import re
 from functools import cache
 from typing import Any
 
-SIZE_UNITS = "B, KB, KiB, MB, MiB"
+SIZE_UNITS = "B, KB, KiB, MB, MiB, GB, GiB"
 TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 # Sizes travel as JSON integers in reports: past int64 most readers lose them.
 MAX_BYTES = 2**63 - 1
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)\s*$")
 _TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(us|ms|s)\s*$")
 
 
@@ -42,7 +42,8 @@ def parse_size(value: object) -> int:
 
 
 def unit_bytes(unit: str) -> int:
-    return {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}[unit]
+    return {"B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2, "GB": 1000**3,
+            "GiB": 1024**3}[unit]
 
 
 def parse_time(value: object) -> float:
