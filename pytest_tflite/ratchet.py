@@ -45,15 +45,14 @@ Imports neither pytest nor TensorFlow; tomlkit loads inside the functions that p
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from .conversion.cache import write_atomic
 from .results import Entry
 from .units import PERCENT_RE, format_bytes, format_ms, parse_size, parse_time, unit_bytes
 
@@ -251,7 +250,7 @@ def update_budget_files(entries: Sequence[Entry], options: RatchetOptions) -> Ou
     for path in dict.fromkeys(c.budget_path for c in changes):
         mine = [c for c in changes if c.budget_path == path]
         try:
-            _write_atomically(Path(path), rewrite(texts[path], mine))
+            write_atomic(Path(path), rewrite(texts[path], mine).encode("utf-8"))
         except OSError as exc:
             outcome.problems.append(f"{path}: not rewritten, cannot write it ({exc})")
             continue
@@ -395,19 +394,6 @@ def _time_like(old: Any, ms: Decimal, up: bool) -> float | str:
 
 
 # ---------------------------------------------------------------- writing and showing
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _shown(value: Any) -> str:

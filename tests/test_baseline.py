@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ def test_save_writes_the_layout_and_reads_back_the_same_entries(tmp_path: Path) 
     lines = save(tmp_path / "base", entries, environment)
     assert len(lines) == 2
     manifest = json.loads((tmp_path / "base" / "manifest.json").read_text())
-    assert manifest == {"version": BASELINE_VERSION, "environment": environment}
+    assert manifest == {"version": BASELINE_VERSION, "environment": environment,
+                        "files": {name: hashlib.sha256((tmp_path / "base" / name).read_bytes())
+                                  .hexdigest() for name in ("m/v.json", "m/v.tflite", "m/w.json")}}
     assert sorted(p.name for p in (tmp_path / "base" / "m").iterdir()) == ["v.json", "v.tflite",
                                                                            "w.json"]
     assert not list((tmp_path / "base").rglob(".*"))  # no temporary files left behind
@@ -84,6 +87,40 @@ def test_a_corrupt_entry_is_an_error_not_a_pass(tmp_path: Path) -> None:
     save(tmp_path / "base", [_entry("t.py::a")], {})
     (tmp_path / "base" / "m" / "v.json").write_text('{"test": "t"}')
     with pytest.raises(BaselineError, match=r"v.json is corrupt"):
+        Baseline.open(tmp_path / "base").lookup("m", "v")
+
+
+def test_an_interrupted_save_is_refused_where_it_rewrote_and_used_where_it_did_not(
+        tmp_path: Path) -> None:
+    # The previous save's manifest stays until the new save ends; files rewritten before the
+    # kill no longer match its hashes.
+    save(tmp_path / "base", [_entry("t.py::a"), _entry("t.py::b", variant="w")], {})
+    (tmp_path / "base" / "m" / "v.json").write_text(
+        json.dumps(_entry("t.py::a", size=99).to_json()))
+    baseline = Baseline.open(tmp_path / "base")
+    with pytest.raises(BaselineError, match=r"v.json is corrupt .*does not match the hash in the "
+                                            r"manifest.*save the baseline again"):
+        baseline.lookup("m", "v")
+    assert baseline.lookup("m", "w") is not None
+    # A variant the interrupted save added is not part of the baseline yet.
+    (tmp_path / "base" / "m" / "new.json").write_text(json.dumps(_entry("t.py::c").to_json()))
+    assert baseline.lookup("m", "new") is None
+
+
+def test_a_first_save_killed_before_its_manifest_says_so(tmp_path: Path) -> None:
+    save(tmp_path / "base", [_entry("t.py::a")], {})
+    (tmp_path / "base" / "manifest.json").unlink()
+    with pytest.raises(BaselineError, match=r"manifest.json is missing but .* holds entries: a "
+                                            r"save was interrupted"):
+        Baseline.open(tmp_path / "base")
+
+
+def test_a_listed_model_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(b"TFL3")
+    save(tmp_path / "base", [_entry("t.py::a", model_path=str(tflite))], {})
+    (tmp_path / "base" / "m" / "v.tflite").unlink()
+    with pytest.raises(BaselineError, match=r"v.tflite is missing or unreadable"):
         Baseline.open(tmp_path / "base").lookup("m", "v")
 
 

@@ -2,20 +2,34 @@
 
 Keys hash everything that decides the converter's output; a cross-process file lock per key
 makes concurrent xdist workers convert a model once: the first converts, the others wait and hit.
+A run killed halfway leaves at most an entry without its note (or the reverse): the note holds
+the model's hash, and an entry that does not match it is converted again, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConversionError
+
 FORMAT = 1  # bump when the layout or the meaning of a key changes
+# A conversion can legitimately take minutes while another worker waits for it; past this, a
+# lock is far more likely left by something stuck than by a slow converter.
+LOCK_TIMEOUT_S = 15 * 60.0
+LOCK_TIMEOUT_VARIABLE = "PYTEST_TFLITE_LOCK_TIMEOUT"
+
+
+class CacheEntryWarning(UserWarning):
+    """A cache entry was incomplete or corrupt (a run killed while writing it): it was redone."""
 
 
 @dataclass
@@ -28,6 +42,21 @@ def default_dir() -> Path:
     """Where conversions go when pytest's cache provider is off (``-p no:cacheprovider``)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pytest-tflite"
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for another process's conversion: the environment's, else the default."""
+    value = os.environ.get(LOCK_TIMEOUT_VARIABLE)
+    if not value:
+        return LOCK_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConversionError(f"{LOCK_TIMEOUT_VARIABLE}={value!r}: expected a number of seconds "
+                              f"above 0")
+    return seconds
 
 
 class ConversionCache:
@@ -46,26 +75,64 @@ class ConversionCache:
 
     @contextmanager
     def locked(self, key: str) -> Iterator[None]:
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
 
         folder = self.directory / key[:2]
         folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder / f"{key}.lock")):
+        path = folder / f"{key}.lock"
+        timeout = lock_timeout()
+        try:
+            lock = FileLock(str(path), timeout=timeout)
+            lock.acquire()
+        except Timeout:
+            raise ConversionError(
+                f"waited {timeout:g} s for the conversion cache lock {path}: another pytest run "
+                f"or xdist worker holds it while converting the same model. If no run is going, "
+                f"delete {path}; to wait longer, set {LOCK_TIMEOUT_VARIABLE} (seconds)") from None
+        try:
             yield
+        finally:
+            lock.release()
 
     def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The entry, or None when it is absent or cannot be trusted (the latter with a warning:
+        a half-written entry is treated as absent, never used)."""
         model_path, note_path = self.paths(key)
+        problem = None
         try:
             note = json.loads(note_path.read_text(encoding="utf-8"))
-            content = model_path.read_bytes()
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            if not model_path.exists():
+                return None  # a plain miss
+            problem = f"its note {note_path.name} is missing"
+        except (OSError, ValueError) as exc:
+            problem = f"its note {note_path.name} is unreadable ({type(exc).__name__})"
+        if problem is None:
+            try:
+                content = model_path.read_bytes()
+            except OSError as exc:
+                problem = f"{model_path.name} is unreadable ({type(exc).__name__})"
+            else:
+                problem = _mismatch(note, content)
+        if problem is not None:
+            warnings.warn(CacheEntryWarning(
+                f"conversion cache entry {model_path} is incomplete or corrupt ({problem}; a run "
+                f"killed while writing it?): not used, creating it again"), stacklevel=2)
             return None
-        return (content, note) if note.get("size_bytes") == len(content) else None
+        return content, note
 
     def put(self, key: str, content: bytes, note: dict[str, Any]) -> Path:
         model_path, note_path = self.paths(key)
+        # Under the key's lock: a temporary file of these names is a killed writer's leftover.
+        for path in (model_path, note_path):
+            for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
         write_atomic(model_path, content)
-        write_atomic(note_path, json.dumps({**note, "size_bytes": len(content)}).encode())
+        # The note goes last and vouches for the model: a kill between the two writes leaves a
+        # model without a note, which get() refuses.
+        write_atomic(note_path, json.dumps({
+            **note, "size_bytes": len(content),
+            "sha256": hashlib.sha256(content).hexdigest()}).encode())
         return model_path
 
     def get_or_create(
@@ -80,13 +147,55 @@ class ConversionCache:
             return self.put(key, content, note), content, note, False
 
 
+def _mismatch(note: Any, content: bytes) -> str | None:
+    if not isinstance(note, dict):
+        return "its note is not a JSON object"
+    if note.get("size_bytes") != len(content):
+        return f"{len(content)} bytes where its note says {note.get('size_bytes')}"
+    digest = note.get("sha256")  # absent in entries written before it was recorded
+    if digest is not None and digest != hashlib.sha256(content).hexdigest():
+        return "its content does not match the hash in its note"
+    return None
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    # A reader in another process never sees half a file.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    """Write ``path`` so that a reader, or the next run after a kill or a power cut, finds the
+    old file or the new one, never part of one: a temporary file in the same folder, flushed to
+    disk, then renamed over the target. An existing file keeps its permissions."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+            stream.flush()
+            os.fchmod(stream.fileno(), mode)
+            os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    # The rename itself reaches the disk only with the folder's entry; not possible everywhere.
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _umask() -> int:
+    # Read by setting it: there is no getter (3.13's os.umask still works this way).
+    current = os.umask(0)
+    os.umask(current)
+    return current

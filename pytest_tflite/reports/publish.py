@@ -4,10 +4,11 @@ process), from the typed entries."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..conversion.cache import write_atomic
 from ..results import Entry
 
 
@@ -34,7 +35,7 @@ def publish(entries: Sequence[Entry], options: ReportOptions,
     if options.json_path is not None:
         from .document import write_json
 
-        write_json(options.json_path, entries)
+        _through_temporary(options.json_path, lambda temporary: write_json(temporary, entries))
         written.append(f"tflite report: {options.json_path}")
     if options.markdown_path is not None:
         from .markdown import comment_body
@@ -66,16 +67,31 @@ def append_step_summary(path: Path, entries: Sequence[Entry]) -> bool:
     room = SUMMARY_LIMIT - used - 2  # the blank line that separates it from what is there
     if room < 1024:
         return False
-    text = job_summary(entries, limit=room)
-    with open(path, "a", encoding="utf-8") as summary:
-        summary.write(("\n" if used else "") + text)
+    data = (("\n" if used else "") + job_summary(entries, limit=room)).encode("utf-8")
+    # Other steps own the file, so no temporary file and rename: one append of the whole
+    # section, in a single write, so that a kill leaves all of it or (almost surely) none.
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        while data:
+            data = data[os.write(descriptor, data):]
+    finally:
+        os.close(descriptor)
     return True
 
 
 def _write(path: Path, text: str) -> None:
-    # Through a temporary file: a reader (the workflow's next step, a browser) never sees half
-    # a report, and a failed write leaves the previous one.
+    # A reader (the workflow's next step, a browser) never sees half a report, and a failed or
+    # killed write leaves the previous one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text.encode("utf-8"))
+
+
+def _through_temporary(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a file whose writer takes a path, as atomically as :func:`_write`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        write(temporary)
+        write_atomic(path, temporary.read_bytes())
+    finally:
+        temporary.unlink(missing_ok=True)
