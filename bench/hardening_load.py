@@ -187,12 +187,17 @@ class TreeSampler:
         return [self.peaks[pid] for pid, r in self.roles.items() if r == role]
 
 
+def clean_environment() -> dict[str, str]:
+    """This environment less what an outer pytest or tfmot would leak into the inner run."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("TF_USE_LEGACY_KERAS", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER",
+                         "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST", "GITHUB_STEP_SUMMARY")}
+
+
 def run_sampled(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float,
                                                           TreeSampler]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_USE_LEGACY_KERAS", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=env, text=True,
+    process = subprocess.Popen(command, cwd=cwd, env=clean_environment(), text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     with TreeSampler(process.pid) as sampler:
         output, _ = process.communicate()
