@@ -120,9 +120,11 @@ Time = Annotated[float, BeforeValidator(parse_time), WithJsonSchema(_TIME_SCHEMA
 Fraction = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_fraction),
                      WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
 # nan or inf as a bound would make a budget that never fails (or a timing loop that never ends).
-Number = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_no_bool)]
 # Threads, input dimensions and partitions are C ints in LiteRT.
-PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=2**31 - 1)]
+# Field before BeforeValidator: the other way round, the schema says "gt"/"le", which no JSON
+# Schema reader knows (editors accepted threads = 0).
+PositiveInt = Annotated[int, Field(gt=0, le=2**31 - 1), BeforeValidator(_no_bool)]
 SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(parse_size)),
                           WithJsonSchema(_or_percent(_SIZE_SCHEMA))]
 NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_non_negative)),
@@ -274,8 +276,8 @@ class SparsityBudget(BudgetTable):
 
 
 class Runs(Strict):
-    min_runs: Annotated[int, BeforeValidator(_no_bool), Field(ge=0)] | None = None
-    min_seconds: Annotated[float, BeforeValidator(_no_bool), Field(ge=0, allow_inf_nan=False)] | None = None
+    min_runs: Annotated[int, Field(ge=0), BeforeValidator(_no_bool)] | None = None
+    min_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_no_bool)] | None = None
 
 
 class RuntimeSettings(Strict):
@@ -286,7 +288,7 @@ class RuntimeSettings(Strict):
     warmup: Runs | None = None
     timing: Runs | None = None
     input_shapes: dict[str, list[PositiveInt]] | None = None
-    seed: Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=2**63 - 1)] | None = None  # numpy's range
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1), BeforeValidator(_no_bool)] | None = None  # numpy's range
     timeout: Duration | None = None
     # The worker's memory cap (address space): a model that needs more is refused, not run.
     max_memory: Size | None = None
