@@ -123,6 +123,7 @@ class ConversionCache:
 
     def put(self, key: str, content: bytes, note: dict[str, Any]) -> Path:
         model_path, note_path = self.paths(key)
+        model_path.parent.mkdir(parents=True, exist_ok=True)
         # Under the key's lock: a temporary file of these names is a killed writer's leftover.
         for path in (model_path, note_path):
             for leftover in path.parent.glob(f".{path.name}.*.tmp"):
