@@ -152,6 +152,7 @@ class FlatbufferView:
             for subgraph in range(self.subgraph_count):
                 for tensor in self.tensors(subgraph):
                     self._check_shape(subgraph, tensor)
+            self._check_calls()
         except ModelError:
             raise
         except Exception as exc:  # flatbuffers raises struct/index errors on truncated data
@@ -159,6 +160,29 @@ class FlatbufferView:
                 f"{self.origin}: corrupt TFLite model ({type(exc).__name__}: {exc}); "
                 f"the file may be truncated. Re-export it."
             ) from None
+
+    def _check_calls(self) -> None:
+        # TFLite has no recursion: a WHILE, IF or CALL_ONCE that leads back to its own subgraph
+        # makes the interpreter recurse until it crashes (SIGSEGV, seen), so refuse it here.
+        calls = {s: sorted({t for o in self.operators(s) for t in o.called_subgraphs})
+                 for s in range(self.subgraph_count)}
+        done: set[int] = set()
+        for root in calls:
+            if root in done:
+                continue
+            path, stack = [root], [iter(calls[root])]
+            while stack:
+                target = next(stack[-1], None)
+                if target is None:
+                    done.add(path.pop())
+                    stack.pop()
+                elif target in path:
+                    cycle = " -> ".join(map(str, [*path[path.index(target):], target]))
+                    raise ModelError(f"{self.origin}: corrupt TFLite model: subgraphs call each "
+                                     f"other in a cycle ({cycle}); TFLite has no recursion")
+                elif target not in done:
+                    path.append(target)
+                    stack.append(iter(calls[target]))
 
     def _check_shape(self, subgraph: int, tensor: TensorInfo) -> None:
         # A flipped byte in a shape can claim terabytes; the interpreter would try to allocate
