@@ -237,7 +237,8 @@ def mutate_buffer_index(content: bytes, rng: Rng) -> tuple[str, bytes]:
 def mutate_opcode_index(content: bytes, rng: Rng) -> tuple[str, bytes]:
     model = unpack(content)
     count = len(model.operatorCodes)
-    kind = _pick(rng, ["one past", "uint32 max", "another operator's", "unknown builtin",
+    kind = _pick(rng, ["one past", "uint32 max", "another operator's", "another operator's",
+                       "unknown builtin",
                        "deprecated code disagrees", "custom without code", "version 99"])
     if kind in ("one past", "uint32 max", "another operator's"):
         s, o, op = _pick(rng, _operators(model))
@@ -472,7 +473,8 @@ def mutate_table(content: bytes, rng: Rng) -> tuple[str, bytes]:
 def mutate_bytes(content: bytes, rng: Rng) -> tuple[str, bytes]:
     data = bytearray(content)
     size = len(data)
-    kind = str(rng.choice(["truncate", "flip", "fill", "delete", "duplicate", "header", "data"]))
+    kind = str(rng.choice(["truncate", "flip", "fill", "delete", "duplicate", "header", "data",
+                           "data"]))
     if kind == "truncate":
         return kind, bytes(data[: int(rng.integers(0, size))])
     if kind == "flip":
@@ -564,6 +566,7 @@ CATEGORIES = [
     ("failed running", r"the interpreter failed running the model \(corrupt or invalid\)"),
     ("crashed", r"crashed the interpreter \(SIG[A-Z]+\)"),
     ("timed out", r"timed out after [\d.]+ s"),
+    ("memory cap", r"exceeded the memory cap"),
     ("dynamic shape", r"has a dynamic shape"),
     # A native error raised by invoke() reaches the parent as the worker's exception; only the
     # interpreter's own error types are expected here (a KeyError would be a bug in the worker).
