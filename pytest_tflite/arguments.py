@@ -36,6 +36,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def size(text: str) -> int:
+    """"2 GiB" -> bytes, with the budget files' units."""
+    from .units import parse_size
+
+    try:
+        return parse_size(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def percentage(text: str) -> float:
     """"20%" -> 0.2."""
     try:
@@ -47,9 +57,14 @@ def percentage(text: str) -> float:
     return value / 100
 
 
+# The ini keys (``tflite_NAME``) that are runtime settings, read by pytest and by the CLI.
+INI_RUNTIME_KEYS = ("delegates", "threads", "timeout", "max_memory")
+
+
 def ini_runtime_settings(values: Mapping[str, object]) -> dict[str, Any]:
-    """The ``tflite_delegates``, ``tflite_threads`` and ``tflite_timeout`` ini values (raw
-    strings, as pytest or the CLI read them) as runtime settings; timeouts in ms, like budgets."""
+    """The ``tflite_delegates``, ``tflite_threads``, ``tflite_timeout`` and ``tflite_max_memory``
+    ini values (raw strings, as pytest or the CLI read them) as runtime settings; timeouts in
+    ms and sizes in bytes, like budgets."""
     settings: dict[str, Any] = {}
     if values.get("delegates"):
         settings["delegates"] = list(delegate_list(str(values["delegates"])))
@@ -57,4 +72,6 @@ def ini_runtime_settings(values: Mapping[str, object]) -> dict[str, Any]:
         settings["threads"] = positive_int(str(values["threads"]).strip())
     if values.get("timeout"):
         settings["timeout"] = positive_float(str(values["timeout"])) * 1000
+    if values.get("max_memory"):
+        settings["max_memory"] = size(str(values["max_memory"]))
     return settings

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import percentage, positive_float, positive_int
+from .arguments import percentage, positive_float, positive_int, size
 from .errors import TFLiteError
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="interpreter threads (overrides the budget file and the ini file)")
     check.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                        help="limit per worker run, in seconds (default 300)")
+    check.add_argument("--max-memory", type=size, default=None, metavar="SIZE",
+                       help="memory cap of each worker run, e.g. \"2 GiB\" (default: this "
+                            "machine's or container's memory)")
     check.add_argument("--json", action="store_true", help="print the JSON report entry")
     init = commands.add_parser("init", help="print a starter budget file from a measurement")
     _model_arguments(init)
@@ -91,9 +94,13 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="interpreter threads (1)")
     parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                         help="limit per delegate (default 300)")
+    parser.add_argument("--max-memory", type=size, default=None, metavar="SIZE",
+                        help="memory cap of each worker run, e.g. \"2 GiB\" (default: this "
+                             "machine's or container's memory)")
 
 
 def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -> Measurement:
+    from .measure.memory_cap import limit, refuse_over_cap
     from .measure.runtime import measure_delegates
     from .measure.static import measure_static
     from .model import TFLiteModel
@@ -101,7 +108,9 @@ def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -
     model = TFLiteModel.from_path(path)
     measurement = measure_static(model)
     if delegates:
-        measurement.delegates = measure_delegates(model.path, delegates, settings)
+        with limit(settings.get("max_memory")) as cap:
+            refuse_over_cap(str(path), measurement.planned_arena_bytes, cap)
+            measurement.delegates = measure_delegates(model.path, delegates, settings)
     return measurement
 
 
@@ -114,7 +123,8 @@ def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
             raise TFLiteError(f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} "
                               f"or external:PATH")
     return resolve_settings({"threads": args.threads,
-                             "timeout": args.timeout * 1000 if args.timeout else None})
+                             "timeout": args.timeout * 1000 if args.timeout else None,
+                             "max_memory": args.max_memory})
 
 
 def _failed_delegates(measurement: Measurement) -> list[str]:
@@ -152,6 +162,8 @@ def _check(args: argparse.Namespace) -> int:
         command_line["threads"] = args.threads
     if args.timeout:
         command_line["timeout"] = args.timeout * 1000
+    if args.max_memory:
+        command_line["max_memory"] = args.max_memory
     settings = engine.Settings(
         runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None,
         require_delegates=args.require_delegates, without_data="skip",
@@ -172,7 +184,7 @@ INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cf
 def _ini_settings(start: Path) -> dict[str, Any]:
     """The tflite_* ini keys of the pytest configuration file above ``start``, found the way
     pytest finds it (the first directory upwards with one of ``INI_FILES`` that has a section)."""
-    from .arguments import ini_runtime_settings
+    from .arguments import INI_RUNTIME_KEYS, ini_runtime_settings
 
     for folder in (start, *start.parents):
         for name in INI_FILES:
@@ -180,7 +192,7 @@ def _ini_settings(start: Path) -> dict[str, Any]:
             if values is not None:
                 try:
                     return ini_runtime_settings({key: values.get(f"tflite_{key}")
-                                                 for key in ("delegates", "threads", "timeout")})
+                                                 for key in INI_RUNTIME_KEYS})
                 except argparse.ArgumentTypeError as exc:
                     raise TFLiteError(f"{folder / name}: {exc}") from None
     return {}

@@ -16,7 +16,7 @@ from .budget import Budget, RuntimeSettings, Variant
 from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
 from .regressions import NO_BASELINE
-from .results import Accuracy, Entry, Fidelity, Measurement, Verdict
+from .results import Accuracy, DelegateResult, Entry, Fidelity, Measurement, Verdict
 from .verdicts import Context, delegates_named, judge
 
 if TYPE_CHECKING:
@@ -113,25 +113,50 @@ def _compare_latency(model: TFLiteModel, saved: BaselineEntry, budget: Budget, v
     if regression is None or regression.latency is None or saved.tflite is None:
         return
     from .measure.compare import compare_latency
+    from .measure.memory_cap import limit
 
     runtime = runtime_settings(budget, variant, settings)
     for name, found in measurement.delegates.items():
         if found.status != "ok":
             continue
         try:
-            found.comparison = compare_latency(model.path, saved.tflite, name, runtime,
-                                               regression.latency.fraction,
-                                               lock_file=settings.lock_file)
+            with limit(runtime.get("max_memory")):
+                found.comparison = compare_latency(model.path, saved.tflite, name, runtime,
+                                                   regression.latency.fraction,
+                                                   lock_file=settings.lock_file)
         except TFLiteError as exc:
             found.comparison_error = str(exc)
 
 
 def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Settings, *,
             evaluation: Evaluation | None = None, sample: Any = None) -> Measurement:
+    from .measure.memory_cap import limit, over_cap
     from .measure.static import measure_static
 
     runtime = runtime_settings(budget, variant, settings)
     measurement = measure_static(model)
+    with limit(runtime.get("max_memory")) as cap:
+        refused = over_cap(str(model.path), measurement.planned_arena_bytes, cap)
+        if refused is None:
+            return _measure_running(model, variant, settings, runtime, measurement, evaluation,
+                                    sample)
+    measurement.refused = refused
+    measurement.delegates = {name: DelegateResult("error", refused)
+                             for name in _delegates_wanted(variant, settings, runtime)}
+    return measurement
+
+
+def _delegates_wanted(variant: Variant, settings: Settings, runtime: dict[str, Any]) -> list[str]:
+    wanted = list(dict.fromkeys([*runtime["delegates"], *delegates_named(variant)]))
+    if settings.delegate_filter is not None:
+        wanted = [d for d in wanted if d in settings.delegate_filter]
+    return wanted if not settings.runtime_off else []
+
+
+def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
+                     runtime: dict[str, Any], measurement: Measurement,
+                     evaluation: Evaluation | None, sample: Any) -> Measurement:
+    """What ``measure`` adds to the static figures by running the model, under the memory cap."""
     if variant.sparsity is not None and variant.sparsity.pattern is not None:
         from .measure.sparsity import check_pattern
 
@@ -139,10 +164,8 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
         measurement.sparsity_pattern = check_pattern(model.view, n, m)
     if evaluation is not None and evaluation.data is not None:
         evaluate(model, variant, measurement, evaluation, settings, timeout_seconds(runtime))
-    wanted = list(dict.fromkeys([*runtime["delegates"], *delegates_named(variant)]))
-    if settings.delegate_filter is not None:
-        wanted = [d for d in wanted if d in settings.delegate_filter]
-    if wanted and not settings.runtime_off:
+    wanted = _delegates_wanted(variant, settings, runtime)
+    if wanted:
         from .measure.runtime import measure_delegates
 
         measurement.delegates = measure_delegates(model.path, wanted, runtime,
@@ -154,10 +177,10 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
              evaluation: Evaluation, settings: Settings, timeout: float) -> None:
     """Accuracy (with labels) and fidelity (with a reference), from one pass over the data."""
     from .measure import accuracy, metrics
-    from .measure.lock import shared
+    from .measure.lock import shared, wait_limit
 
     prepared = accuracy.eval_data(evaluation.data)
-    with shared(settings.lock_file):
+    with shared(settings.lock_file, wait_limit(timeout)):
         candidate, batched = accuracy.run_candidate(model.path, prepared, evaluation.output,
                                                     timeout=timeout)
         expected = (accuracy.run_reference(evaluation.reference, prepared, evaluation.output,

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .arguments import delegate_list, ini_runtime_settings, percentage, positive_float, positive_int
+from .arguments import (
+    INI_RUNTIME_KEYS,
+    delegate_list,
+    ini_runtime_settings,
+    percentage,
+    positive_float,
+    positive_int,
+    size,
+)
 from .checker import ENTRY_PROPERTY, BudgetChecker
 from .conversion.cache import CacheStats
 from .errors import BudgetFileError, TFLiteError
@@ -91,11 +99,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="SECONDS", help="time limit in seconds for each worker run: a "
                                             "delegate's measurement, an evaluation, a sanity "
                                             "check (default 300)")
+    group.addoption("--tflite-max-memory", dest="tflite_max_memory", type=size, default=None,
+                    metavar="SIZE", help="memory cap of each worker run, e.g. \"2 GiB\" "
+                                         "(default: the container's or machine's memory divided "
+                                         "by the xdist workers)")
     parser.addini("tflite_delegates", "delegates measured for every checked model, besides "
                   "those its budgets name (comma-separated)", default=None)
     parser.addini("tflite_threads", "interpreter threads (default 1)", default=None)
     parser.addini("tflite_timeout", "time limit in seconds for each worker run (default 300)",
                   default=None)
+    parser.addini("tflite_max_memory", "memory cap of each worker run (default: the memory "
+                  "divided by the xdist workers)", default=None)
     parser.addini("tflite_budget_dir", "directory of budget files, relative to the ini file "
                   "(default: <rootdir>/budgets)", default=None)
     parser.addini("tflite_cache_dir", "directory of the conversion cache, relative to the ini "
@@ -115,6 +129,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if modifiers and not config.getoption("tflite_update_budgets"):
         raise pytest.UsageError(f"{', '.join(modifiers)} only shape --tflite-update-budgets: "
                                 f"add it, or drop them")
+    if hasattr(config, "workerinput"):  # an xdist worker: do not outlive the controller
+        from .controller_watch import follow_controller
+
+        follow_controller()
     plugin = TFLitePlugin(config)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "tflite-plugin")
@@ -171,7 +189,7 @@ class TFLitePlugin:
         config = self.config
         try:
             ini = ini_runtime_settings({name: config.getini(f"tflite_{name}")
-                                        for name in ("delegates", "threads", "timeout")})
+                                        for name in INI_RUNTIME_KEYS})
         except argparse.ArgumentTypeError as exc:
             raise pytest.UsageError(f"pytest-tflite ini setting: {exc}") from None
         cli: dict[str, Any] = {}
@@ -179,6 +197,8 @@ class TFLitePlugin:
             cli["threads"] = config.getoption("tflite_threads")
         if config.getoption("tflite_timeout"):
             cli["timeout"] = config.getoption("tflite_timeout") * 1000
+        if config.getoption("tflite_max_memory"):
+            cli["max_memory"] = config.getoption("tflite_max_memory")
         return Settings(
             runtime_off="runtime measurement off (--tflite-no-runtime)"
             if config.getoption("tflite_no_runtime") else None,
@@ -244,6 +264,13 @@ class TFLitePlugin:
         from .measure.runtime import resolve_settings
 
         return float(resolve_settings(self.settings.ini, self.settings.command_line)["timeout"]) / 1000
+
+    def max_memory(self) -> int | None:
+        """The memory cap known before a budget is read (for conversions' sanity runs)."""
+        from .measure.runtime import resolve_settings
+
+        value = resolve_settings(self.settings.ini, self.settings.command_line).get("max_memory")
+        return int(value) if value else None
 
     # ------------------------------------------------------------ budgets
 
@@ -399,10 +426,10 @@ def _heavy_work(plugin: TFLitePlugin) -> Iterator[None]:
     """Conversion and fine-tuning: side by side with each other, never while a worker times a
     model; a TFLiteError surfaces as its message, without the converter's frames around it."""
     __tracebackhide__ = True
-    from .measure.lock import shared
+    from .measure.lock import shared, wait_limit
 
     try:
-        with shared(plugin.settings.lock_file):
+        with shared(plugin.settings.lock_file, wait_limit(plugin.timeout_seconds())):
             yield
     except TFLiteError as exc:
         raise type(exc)(str(exc)).with_traceback(None) from None
@@ -432,8 +459,9 @@ def tflite_convert(
                 **kwargs: Any) -> Any:
         __tracebackhide__ = True
         from .conversion.recipes import convert as run_conversion
+        from .measure.memory_cap import limit
 
-        with _heavy_work(plugin):
+        with _heavy_work(plugin), limit(plugin.max_memory()):
             kwargs.setdefault("timeout", plugin.timeout_seconds())
             return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
                                   output_dir=output_dir, quiet=not plugin.verbose, **kwargs)

@@ -161,6 +161,9 @@ class Measurement:
     delegates: dict[str, DelegateResult] = field(default_factory=dict)
     accuracy: Accuracy | None = None
     fidelity: Fidelity | None = None
+    # Why the model was never run (its planned arena exceeds the memory cap): every runtime and
+    # quality check is then an error with this reason.
+    refused: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -7,7 +7,7 @@ measured value, or reported as ``skip``/``error`` with the reason it could not b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .budget import AccuracyBudget, DelegationBudget, Regression, Variant
 from .regressions import NO_BASELINE, regression_checks
@@ -76,9 +76,14 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
                                                 limit, "bytes"))
     for delegate, delegation in variant.delegation.items():
         checks += delegates.delegation(delegate, delegation)
+    quality: list[Check] = []
     if variant.accuracy is not None:
-        checks += _accuracy_checks(measurement.accuracy, variant.accuracy, context.without_data)
-    checks += _fidelity_checks(measurement.fidelity, variant, context.without_data)
+        quality += _accuracy_checks(measurement.accuracy, variant.accuracy, context.without_data)
+    quality += _fidelity_checks(measurement.fidelity, variant, context.without_data)
+    if measurement.refused:  # never run: what needed running is an error, for that reason
+        quality = [replace(c, verdict="error", reason=measurement.refused)
+                   if c.measured is None else c for c in quality]
+    checks += quality
     checks += _sparsity_checks(measurement, variant)
     higher = variant.accuracy.higher_is_better if variant.accuracy is not None else True
     checks += regression_checks(measurement, regression, baseline, higher_is_better=higher,

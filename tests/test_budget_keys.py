@@ -468,6 +468,16 @@ def effect_timeout(folder: Path, mlp: Any) -> None:
     assert _only(_measure(folder, f'delegates = ["builtin"]\ntimeout = "60 s"\n{FAST}', mlp))
 
 
+def effect_max_memory(folder: Path, mlp: Any) -> None:
+    tight = _measure(folder, f'delegates = ["builtin"]\nmax_memory = "8 B"\n{FAST}', mlp)
+    assert tight.measurement.planned_arena_bytes > 8  # under the plan: refused, never run
+    assert tight.measurement.refused is not None
+    assert "the memory cap is 8 B" in tight.measurement.refused
+    assert tight.measurement.delegates["builtin"].status == "error"
+    roomy = _measure(folder, f'delegates = ["builtin"]\nmax_memory = "4 GiB"\n{FAST}', mlp)
+    assert roomy.measurement.refused is None and _only(roomy)
+
+
 def effect_model(folder: Path, mlp: Any) -> None:
     assert _measure(folder, FAST, mlp, file_keys='model = "shipped_mlp"').model == "shipped_mlp"
     assert _measure(folder, FAST, mlp).model != "shipped_mlp"  # the file's stem otherwise
@@ -526,6 +536,7 @@ SETTING_EFFECTS: dict[str, Callable[[Path, Any], None]] = {
     "runtime.input_shapes.<input>": effect_input_shapes,
     "runtime.seed": effect_seed,
     "runtime.timeout": effect_timeout,
+    "runtime.max_memory": effect_max_memory,
     "accuracy.metric": effect_accuracy_metric,
     "accuracy.direction": effect_accuracy_direction,
 }

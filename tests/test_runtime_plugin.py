@@ -159,7 +159,7 @@ LOCK_TESTS = """
     def test_hold(request):
         root = request.config.rootpath
         wait_for(root / "ready")  # the other worker converted its model (a shared lock too)
-        with shared(lock_path(root)):
+        with shared(lock_path(root), 60):
             (root / "held").write_text(str(time.time()))
             time.sleep(3)
             (root / "releasing").write_text(str(time.time()))

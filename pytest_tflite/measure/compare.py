@@ -84,7 +84,7 @@ def measure_comparison(
                  json.dumps(worker_settings)]
 
     started = time.perf_counter()
-    found = _run(arguments, timeout_s, lock_file)
+    found = _run(arguments, timeout_s, lock_file, settings)
     log_ratios = list(found["log_ratios"])
     ratio, low, high = float(found["ratio"]), float(found["low"]), float(found["high"])
     verdict = judge_interval(low, high, tolerance)
@@ -92,7 +92,7 @@ def measure_comparison(
     if verdict == "inconclusive":
         # One bounded re-measure: a fresh worker, its pairs pooled with the first run's (each
         # pair is a self-contained ratio, so pairs from two processes pool as they are).
-        found = _run(arguments, timeout_s, lock_file)
+        found = _run(arguments, timeout_s, lock_file, settings)
         log_ratios += list(found["log_ratios"])
         ratio, low, high = ratio_interval(log_ratios, seed)
         verdict = judge_interval(low, high, tolerance)
@@ -121,10 +121,11 @@ def compare_latency(
                               lock_file=lock_file).comparison
 
 
-def _run(arguments: list[str], timeout_s: float, lock_file: Path | None) -> dict[str, Any]:
-    with lock.exclusive(lock_file):
+def _run(arguments: list[str], timeout_s: float, lock_file: Path | None,
+         settings: Mapping[str, Any]) -> dict[str, Any]:
+    with lock.exclusive(lock_file, lock.wait_limit(timeout_s)):
         try:
-            found = call_worker(arguments, timeout_s)
+            found = call_worker(arguments, timeout_s, settings.get("max_memory"))
         except WorkerFailed as exc:
             raise ComparisonFailed("error", f"latency comparison: {explained(exc)}") from None
     status = found.get("status")

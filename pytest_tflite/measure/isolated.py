@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from .worker.lifetime import CAP_VARIABLE, PARENT_VARIABLE
 from .worker.protocol import DEFAULT_TIMEOUT_S
 
 
@@ -122,24 +124,78 @@ class WorkerFailed(ModelError):
         self.reason = reason
 
 
-def call_worker(arguments: list[str], timeout: float) -> dict[str, Any]:
-    """Run one worker command and return its result; anything else raises WorkerFailed."""
-    command = [sys.executable, "-m", "pytest_tflite.measure.worker", *arguments]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=worker_environment(), stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise WorkerFailed(f"timed out after {timeout:g} s") from None
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        raise WorkerFailed(f"crashed the interpreter ({name}){_last_words(done.stderr)}")
-    status = last_json_line(done.stdout)
+# Worker output kept for messages: the last part only, so a model that floods native stderr
+# cannot fill the parent's memory. stdout carries the one JSON result line, last.
+STDOUT_TAIL = 16 * 2**20
+STDERR_TAIL = 64 * 2**10
+# What a native allocation failure under the cap leaves on stderr or in the error.
+_OUT_OF_MEMORY = ("MemoryError", "bad_alloc", "Cannot allocate memory", "Failed to allocate",
+                  "out of memory")
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "pytest_tflite.measure.worker"]
+
+
+def call_worker(arguments: list[str], timeout: float,
+                memory_cap: int | None = None) -> dict[str, Any]:
+    """Run one worker command and return its result; anything else raises WorkerFailed.
+
+    The worker runs in its own process group, under ``memory_cap`` bytes of address space (None:
+    ``memory_cap.default_cap()``), and dies with this process (worker/lifetime.py). On a
+    timeout, Ctrl-C or any other exception here, the whole group is killed before this returns.
+    """
+    from .memory_cap import gib, resolve
+
+    cap = resolve(memory_cap)
+    command = [*worker_command(), *arguments]
+    env = worker_environment()
+    env[PARENT_VARIABLE] = str(os.getpid())
+    if cap is not None:
+        env[CAP_VARIABLE] = str(cap)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                   env=env, start_new_session=True)
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise WorkerFailed(f"timed out after {timeout:g} s") from None
+        finally:
+            _stop(process)
+        stdout, stderr = _tail(out, STDOUT_TAIL), _tail(err, STDERR_TAIL)
+    status = last_json_line(stdout)
+    over_cap = cap is not None and (bool(status.get("memory")) or any(
+        sign in text for sign in _OUT_OF_MEMORY for text in (stderr, str(status.get("error")))))
+    if over_cap:
+        assert cap is not None
+        raise WorkerFailed(f"exceeded the memory cap of {gib(cap)} (runtime.max_memory)"
+                           f"{_last_words(stderr)}")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        raise WorkerFailed(f"crashed the interpreter ({name}){_last_words(stderr)}")
     if not status.get("ok"):
-        reason = status.get("error") or f"worker exited {done.returncode}"
+        reason = status.get("error") or f"worker exited {returncode}"
         raise WorkerFailed(f"the interpreter could not run the model: {reason}"
-                           f"{_last_words(done.stderr)}")
+                           f"{_last_words(stderr)}")
     result: dict[str, Any] = status.get("result") or {}
     return result
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill the worker's process group if it is still running, and reap the worker."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _tail(stream: Any, limit: int) -> str:
+    """The last ``limit`` bytes written to ``stream``, decoded leniently (native output may not
+    be UTF-8)."""
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, size - limit))
+    text: str = stream.read().decode("utf-8", errors="replace")
+    return text
 
 
 def explained(failure: WorkerFailed) -> str:

@@ -52,20 +52,21 @@ def resolve_settings(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def measure_delegate(
     model_path: Path, delegate: str, settings: Mapping[str, Any], *, lock_file: Path | None = None,
-    sample_path: Path | None = None,
+    sample_path: Path | None = None, runs: int = 1,
 ) -> DelegateResult:
     """The JSON contract's ``delegates[NAME]`` for one delegate, whatever happens to the worker.
 
     ``sample_path``: an ``.npz`` of ``input_0``, ``input_1``... to run instead of random data.
+    ``runs``: the delegates measured in turn, for how long another run may hold the timing lock.
     """
     timeout_s = float(settings.get("timeout") or DEFAULT_TIMEOUT_S * 1000) / 1000
     worker_settings = {k: settings.get(k) for k in
                        ("threads", "warmup", "timing", "input_shapes", "seed")}
     worker_settings["sample_path"] = str(sample_path) if sample_path else None
     arguments = ["measure", str(model_path), delegate, json.dumps(worker_settings)]
-    with lock.exclusive(lock_file):
+    with lock.exclusive(lock_file, lock.wait_limit(timeout_s, runs)):
         try:
-            found = call_worker(arguments, timeout_s)
+            found = call_worker(arguments, timeout_s, settings.get("max_memory"))
         except WorkerFailed as exc:
             return DelegateResult("error", explained(exc), threads=settings.get("threads"))
     result = DelegateResult.from_json(found)
@@ -78,9 +79,10 @@ def measure_delegates(
     lock_file: Path | None = None, sample: Any = None,
 ) -> dict[str, DelegateResult]:
     """Each delegate in turn; ``sample`` (an array, or one per input) replaces random inputs."""
+    delegates = list(delegates)
     if sample is None:
-        return {d: measure_delegate(model_path, d, settings, lock_file=lock_file)
-                for d in delegates}
+        return {d: measure_delegate(model_path, d, settings, lock_file=lock_file,
+                                    runs=len(delegates)) for d in delegates}
     import numpy as np
 
     arrays = list(sample) if isinstance(sample, (list, tuple)) else [sample]
@@ -89,4 +91,5 @@ def measure_delegates(
         named: dict[str, Any] = {f"input_{i}": np.asarray(a) for i, a in enumerate(arrays)}
         np.savez(sample_path, **named)
         return {d: measure_delegate(model_path, d, settings, lock_file=lock_file,
-                                    sample_path=sample_path) for d in delegates}
+                                    sample_path=sample_path, runs=len(delegates))
+                for d in delegates}

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .lifetime import out_of_memory
+
 INTERPRETER_DELEGATES = ("xnnpack", "builtin", "reference")
 # A diagnostic for fuzzing (tests/test_fuzz.py, bench/hardening_fuzz.py): with this variable set
 # to a file, the worker appends "allocate_tensors MODEL_PATH" to it just before each
@@ -98,6 +100,8 @@ class InterpreterRunner:
             trace("allocate_tensors", model_path)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
+            if out_of_memory(exc):
+                raise MemoryError("allocate_tensors() failed without a message") from None
             raise _refusal(str(exc)) from None
         self.inputs = self.interpreter.get_input_details()
 

@@ -170,6 +170,7 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
 
 def main(argv: list[str]) -> int:
     from .delegates import DelegateUnavailable, ModelRejected, ModelUnsupported, UsageError
+    from .lifetime import out_of_memory
 
     try:
         if argv[:1] == ["run"] and len(argv) in (4, 5):
@@ -192,6 +193,8 @@ def main(argv: list[str]) -> int:
     except (UsageError, ModelRejected) as exc:
         outcome = {"ok": True, "result": {"status": "error", "reason": str(exc)}}
     except Exception as exc:
-        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        # Under the cap (lifetime.apply_memory_cap), running out of memory is the backstop
+        # speaking: the parent names the cap.
+        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "memory": out_of_memory(exc)}
     print(json.dumps(outcome), flush=True)
     return 0 if outcome["ok"] else 1
