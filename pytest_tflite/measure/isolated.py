@@ -138,17 +138,21 @@ def worker_command() -> list[str]:
 
 
 def call_worker(arguments: list[str], timeout: float,
-                memory_cap: int | None = None) -> dict[str, Any]:
+                memory_cap: int | None = None, *, module: str | None = None) -> dict[str, Any]:
     """Run one worker command and return its result; anything else raises WorkerFailed.
 
     The worker runs in its own process group, under ``memory_cap`` bytes of address space (None:
     ``memory_cap.default_cap()``), and dies with this process (worker/lifetime.py). On a
     timeout, Ctrl-C or any other exception here, the whole group is killed before this returns.
+    ``module``: another worker-like entry run as ``python -m MODULE`` (None: the measurement
+    worker); it must call ``lifetime.bind_to_parent`` and ``apply_memory_cap`` first and print
+    the same one JSON line last.
     """
     from .memory_cap import gib, resolve
 
     cap = resolve(memory_cap)
-    command = [*worker_command(), *arguments]
+    entry = worker_command() if module is None else [sys.executable, "-m", module]
+    command = [*entry, *arguments]
     env = worker_environment()
     env[PARENT_VARIABLE] = str(os.getpid())
     if cap is not None:
@@ -161,8 +165,8 @@ def call_worker(arguments: list[str], timeout: float,
         except subprocess.TimeoutExpired:
             raise WorkerFailed(f"timed out after {timeout:g} s") from None
         finally:
-            _stop(process)
-        stdout, stderr = _tail(out, STDOUT_TAIL), _tail(err, STDERR_TAIL)
+            stop(process)
+        stdout, stderr = tail(out, STDOUT_TAIL), tail(err, STDERR_TAIL)
     status = last_json_line(stdout)
     over_cap = cap is not None and (bool(status.get("memory")) or any(
         sign in text for sign in _OUT_OF_MEMORY for text in (stderr, str(status.get("error")))))
@@ -181,15 +185,16 @@ def call_worker(arguments: list[str], timeout: float,
     return result
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Kill the worker's process group if it is still running, and reap the worker."""
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill the process group of a process started with ``start_new_session=True`` if it is
+    still running, and reap the process (the worker, or a runner: measure/runners.py)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
-def _tail(stream: Any, limit: int) -> str:
+def tail(stream: Any, limit: int) -> str:
     """The last ``limit`` bytes written to ``stream``, decoded leniently (native output may not
     be UTF-8)."""
     size = stream.seek(0, os.SEEK_END)
