@@ -28,7 +28,10 @@ from pydantic import (
 from .errors import BudgetFileError
 from .measure.metrics import ERROR_METRICS
 from .units import (
+    PERCENT_PATTERN,
+    SIZE_PATTERN,
     SIZE_UNITS,
+    TIME_PATTERN,
     parse_duration,
     parse_percent,
     parse_size,
@@ -94,18 +97,18 @@ def _non_negative(value: object) -> float:
 _SIZE_SCHEMA = {
     "anyOf": [
         {"type": "integer", "exclusiveMinimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB)\s*$"},
+        {"type": "string", "pattern": SIZE_PATTERN},
     ],
     "description": f"bytes, or a string with a unit ({SIZE_UNITS})",
 }
 _TIME_SCHEMA = {
     "anyOf": [
         {"type": "number", "exclusiveMinimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|ms|s)\s*$"},
+        {"type": "string", "pattern": TIME_PATTERN},
     ],
     "description": "milliseconds, or a string with a unit (us, ms, s)",
 }
-_PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
+_PERCENT_PATTERN = PERCENT_PATTERN
 
 
 def _or_percent(schema: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +117,7 @@ def _or_percent(schema: dict[str, Any]) -> dict[str, Any]:
 
 Size = Annotated[int, BeforeValidator(parse_size), WithJsonSchema(_SIZE_SCHEMA)]
 Duration = Annotated[float, BeforeValidator(parse_duration),
-                     WithJsonSchema({"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|ms|s)\s*$",
+                     WithJsonSchema({"type": "string", "pattern": TIME_PATTERN,
                                      "description": "a time with its unit (us, ms, s)"})]
 Time = Annotated[float, BeforeValidator(parse_time), WithJsonSchema(_TIME_SCHEMA)]
 Fraction = Annotated[float, BeforeValidator(_no_bool), AfterValidator(_fraction),
@@ -253,7 +256,8 @@ class AccuracyBudget(Strict):
 class FidelityBudget(BudgetTable):
     min_top1_agreement: Fraction | None = None
     min_cosine: Fraction | None = None
-    max_abs_error: Annotated[float, BeforeValidator(_non_negative)] | None = None
+    max_abs_error: Annotated[float, BeforeValidator(_non_negative),
+                             WithJsonSchema({"type": "number", "minimum": 0})] | None = None
     min_snr_db: Number | None = None
 
 
@@ -292,6 +296,15 @@ class RuntimeSettings(Strict):
     timeout: Duration | None = None
     # The worker's memory cap (address space): a model that needs more is refused, not run.
     max_memory: Size | None = None
+    # Batch sizes to time besides the model's own: dimension 0 of every input resized to each.
+    batch_sizes: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+
+
+class PerSampleBudget(Strict):
+    """The median at ``batch`` (one of ``runtime.batch_sizes``) divided by ``batch``."""
+
+    batch: PositiveInt
+    median: Time
 
 
 class LatencyBudget(BudgetTable):
@@ -301,6 +314,7 @@ class LatencyBudget(BudgetTable):
     cpu: Time | None = None
     init: Time | None = None
     first_invoke: Time | None = None
+    per_sample: PerSampleBudget | None = None
 
 
 class DelegateMemory(BudgetTable):
@@ -309,16 +323,18 @@ class DelegateMemory(BudgetTable):
 
 
 class MemoryBudget(BaseModel):
-    """``planned_arena`` is static; every other key is a delegate with its measured memory."""
+    """``planned_arena`` and ``planned_total`` (arena plus resource-variable state) are static;
+    every other key is a delegate with its measured memory."""
 
     model_config = ConfigDict(
         extra="allow", frozen=True,
         # gpu and npu show no memory (``refusal``); any key at all is a budget.
         json_schema_extra={"minProperties": 1, "propertyNames": {
-            "pattern": f"^(planned_arena|{_delegates_except(ACCELERATORS)})$"}},
+            "pattern": f"^(planned_arena|planned_total|{_delegates_except(ACCELERATORS)})$"}},
     )
     __pydantic_extra__: dict[Delegate, DelegateMemory] = Field(init=False)
     planned_arena: Size | None = None
+    planned_total: Size | None = None
 
     @property
     def delegates(self) -> dict[str, DelegateMemory]:
@@ -326,9 +342,9 @@ class MemoryBudget(BaseModel):
 
     @model_validator(mode="after")
     def _measurable(self) -> MemoryBudget:
-        if self.planned_arena is None and not self.delegates:
-            raise ValueError("empty budget table: give planned_arena or a delegate's "
-                             "{ arena, peak_rss }, or remove it")
+        if self.planned_arena is None and self.planned_total is None and not self.delegates:
+            raise ValueError("empty budget table: give planned_arena, planned_total or a "
+                             "delegate's { arena, peak_rss }, or remove it")
         for name, memory in self.delegates.items():
             for key in type(memory).model_fields:
                 why = refusal(f"memory.{name}.{key}") if getattr(memory, key) is not None else None
@@ -340,6 +356,9 @@ class MemoryBudget(BaseModel):
 UNMEASURABLE_ON_ACCELERATORS = (
     "gpu and npu run as a LiteRT CompiledModel, which shows neither its memory nor its "
     "partitions; budget their latency, or delegation.min_fraction = 1.0 (fully accelerated)")
+NO_BATCHES_ON_ACCELERATORS = (
+    "batch sizes are timed under the Interpreter's delegates (xnnpack, builtin, reference, "
+    "external): gpu and npu run as a LiteRT CompiledModel at the model's own batch")
 NOTHING_DELEGATED = (
     "builtin and reference kernels delegate nothing (every op runs on CPU kernels, so the "
     "fraction is always 0); delegation budgets apply to xnnpack, gpu, npu and external delegates")
@@ -352,6 +371,8 @@ def refusal(key: str, value: object = None) -> str | None:
     depends on it (an accelerator judges only ``min_fraction = 1.0``).
     """
     parts = key.split(".")
+    if parts[0] == "latency" and parts[2:3] == ["per_sample"] and parts[1] in ACCELERATORS:
+        return NO_BATCHES_ON_ACCELERATORS
     if len(parts) != 3 or parts[0] not in ("memory", "delegation"):
         return None
     table, delegate, leaf = parts
@@ -419,6 +440,10 @@ class Variant(Strict):
 
     @model_validator(mode="after")
     def _measurable(self) -> Variant:
+        for name, latency in self.latency.items():
+            why = refusal(f"latency.{name}.per_sample.median") if latency.per_sample else None
+            if why is not None:
+                raise ValueError(f"latency.{name}.per_sample: {why}")
         for name, budget in self.delegation.items():
             for key in type(budget).model_fields:
                 value = getattr(budget, key)
@@ -465,6 +490,28 @@ class BudgetFile(Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     variants: dict[str, Variant] = Field(default_factory=dict)
     regression: Regression | None = None
+
+    @model_validator(mode="after")
+    def _per_sample_batches_are_measured(self) -> BudgetFile:
+        """A per-sample budget judges a batch size ``runtime.batch_sizes`` times (the variant's
+        own [runtime], else [defaults.runtime]): a batch never measured is refused here."""
+        for name, variant in self.variants.items():
+            runtime = variant.runtime.batch_sizes if variant.runtime else None
+            sizes = runtime if runtime is not None else (
+                self.defaults.runtime.batch_sizes if self.defaults.runtime else None)
+            for delegate, latency in variant.latency.items():
+                if latency.per_sample is None:
+                    continue
+                key = f"variants.{name}.latency.{delegate}.per_sample.batch"
+                batch = latency.per_sample.batch
+                if sizes is None:
+                    raise ValueError(f"{key}: batch {batch} is never measured: give runtime."
+                                     f"batch_sizes = [1, {batch}] (in [defaults.runtime] or "
+                                     f"[variants.{name}.runtime])")
+                if batch not in sizes:
+                    raise ValueError(f"{key}: batch {batch} is not one of runtime.batch_sizes "
+                                     f"{sizes}: add it there, or budget one of those")
+        return self
 
     @model_validator(mode="after")
     def _every_variant_checks_something(self) -> BudgetFile:
@@ -555,10 +602,26 @@ def _is_internal_loc(part: object) -> bool:
 def json_schema() -> str:
     schema = BudgetFile.model_json_schema()
     _delegation_schema(schema)
+    _latency_schema(schema)
     _close_delegate_tables(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pytest-tflite budget file"
     return json.dumps(schema, indent=2)
+
+
+def _latency_schema(schema: dict[str, Any]) -> None:
+    """gpu and npu latency tables without ``per_sample``, as ``refusal`` has it."""
+    defs = schema["$defs"]
+    accelerator = json.loads(json.dumps(defs["LatencyBudget"]))
+    del accelerator["properties"]["per_sample"]
+    accelerator["title"] = "AcceleratorLatencyBudget"
+    accelerator["allOf"] = [{"anyOf": [branch for branch in accelerator["allOf"][0]["anyOf"]
+                                       if branch["required"] != ["per_sample"]]}]
+    defs["AcceleratorLatencyBudget"] = accelerator
+    schema["$defs"]["Variant"]["properties"]["latency"]["patternProperties"] = {
+        f"^({_delegates_except(ACCELERATORS)})$": {"$ref": "#/$defs/LatencyBudget"},
+        f"^({'|'.join(ACCELERATORS)})$": {"$ref": "#/$defs/AcceleratorLatencyBudget"},
+    }
 
 
 def _close_delegate_tables(node: Any) -> None:
@@ -586,8 +649,11 @@ KEY_KINDS: dict[str, tuple[str, ...]] = {
         "fidelity.min_top1_agreement", "fidelity.min_cosine", "fidelity.max_abs_error",
         "fidelity.min_snr_db",
         "sparsity.min", "sparsity.pattern", "sparsity.layers.<layer>.min",
-        *(f"latency.<delegate>.{key}" for key in LatencyBudget.model_fields),
-        "memory.planned_arena", "memory.<delegate>.arena", "memory.<delegate>.peak_rss",
+        *(f"latency.<delegate>.{key}" for key in LatencyBudget.model_fields
+          if key != "per_sample"),
+        "latency.<delegate>.per_sample.median",
+        "memory.planned_arena", "memory.planned_total",
+        "memory.<delegate>.arena", "memory.<delegate>.peak_rss",
         *(f"delegation.<delegate>.{key}" for key in DelegationBudget.model_fields),
     ),
     "setting": (
@@ -595,6 +661,7 @@ KEY_KINDS: dict[str, tuple[str, ...]] = {
         "runtime.threads", "runtime.delegates", "runtime.warmup.min_runs",
         "runtime.warmup.min_seconds", "runtime.timing.min_runs", "runtime.timing.min_seconds",
         "runtime.input_shapes.<input>", "runtime.seed", "runtime.timeout", "runtime.max_memory",
+        "runtime.batch_sizes", "latency.<delegate>.per_sample.batch",
     ),
     "regression": tuple(f"regression.{key}" for key in Regression.model_fields),
 }

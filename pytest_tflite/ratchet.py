@@ -80,9 +80,11 @@ RULES: dict[str, Rule] = {
     "size.max": Rule("upper", "size"),
     "size.max_gzip": Rule("upper", "size"),
     "memory.planned_arena": Rule("upper", "size"),
+    "memory.planned_total": Rule("upper", "size"),
     "memory.<delegate>.arena": Rule("upper", "size"),
     "memory.<delegate>.peak_rss": Rule("upper", "size", timing=True),
     **{f"latency.<delegate>.{key}": Rule("upper", "time", timing=True) for key in _LATENCY_KEYS},
+    "latency.<delegate>.per_sample.median": Rule("upper", "time", timing=True),
     "accuracy.min": Rule("lower", "number"),
     "accuracy.max": Rule("upper", "number"),
     "accuracy.max_drop": Rule("upper", "number"),
@@ -156,9 +158,12 @@ def rule_for(metric: str) -> tuple[Rule | None, tuple[str, ...]]:
     """The rule of a check's key path (``latency.xnnpack.median``) and that path as TOML keys
     under its ``[variants.NAME]``; no rule for keys that never move."""
     parts = metric.split(".")
-    if parts[0] in ("latency", "memory", "delegation") and len(parts) >= 3:
+    if parts[0] == "latency" and parts[-2:] == ["per_sample", "median"] and len(parts) >= 4:
+        keys: tuple[str, ...] = ("latency", ".".join(parts[1:-2]), "per_sample", "median")
+        pattern = "latency.<delegate>.per_sample.median"
+    elif parts[0] in ("latency", "memory", "delegation") and len(parts) >= 3:
         # A delegate may be "external:/path/lib.so": every part between table and key is its name.
-        keys: tuple[str, ...] = (parts[0], ".".join(parts[1:-1]), parts[-1])
+        keys = (parts[0], ".".join(parts[1:-1]), parts[-1])
         pattern = f"{parts[0]}.<delegate>.{parts[-1]}"
     elif parts[:2] == ["sparsity", "layers"] and len(parts) >= 4:
         keys = ("sparsity", "layers", ".".join(parts[2:-1]), parts[-1])

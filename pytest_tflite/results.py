@@ -63,13 +63,16 @@ class SparsityPattern(TypedDict):
 
 @dataclass
 class Latency:
-    median: float
-    p90: float
-    p99: float
-    min: float
+    """Timed runs in ms. The plugin's own delegates give every figure; a runner's format may
+    give fewer (benchmark_model's text: the mean only), the others then None."""
+
+    median: float | None
+    p90: float | None
+    p99: float | None
+    min: float | None
     mean: float
-    std: float
-    n: int
+    std: float | None
+    n: int | None
     samples: list[float] | None = None  # the timed runs in order (capped by the worker), for plots
 
 
@@ -89,6 +92,31 @@ class Comparison:
     verdict: ComparisonVerdict
     tolerance: float  # a fraction: 0.05 for "5%"
     remeasured: bool = False
+
+
+BatchStatus = Literal["ok", "unsupported", "error"]
+
+
+@dataclass
+class BatchResult:
+    """The model timed with dimension 0 of every input resized to ``batch``
+    (``runtime.batch_sizes``): ``per_sample_ms`` is the median over ``batch``."""
+
+    batch: int
+    status: BatchStatus
+    reason: str = ""  # why this batch could not run, in the interpreter's words
+    latency_ms: Latency | None = None
+    per_sample_ms: float | None = None
+    input_shapes: list[list[int]] | None = None  # the shapes the worker really ran, per input
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("latency_ms") is not None:
+            values["latency_ms"] = Latency(**values["latency_ms"])
+        values["reason"] = values.get("reason") or ""
+        return cls(**values)
 
 
 @dataclass
@@ -113,6 +141,15 @@ class DelegateResult:
     fully_accelerated: bool | None = None  # gpu and npu (LiteRT CompiledModel) only
     comparison: Comparison | None = None  # against the baseline's .tflite, when there is one
     comparison_error: str = ""  # why the comparison could not be made (a crash, a timeout)
+    runner_format: str | None = None  # runner:NAME only: the output format its figures came from
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+    batches: list[BatchResult] | None = None  # per runtime.batch_sizes; None when not asked
+
+    def batch(self, size: int) -> BatchResult | None:
+        """The result at batch ``size``, if it was measured."""
+        return next((b for b in self.batches or [] if b.batch == size), None)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DelegateResult:
@@ -122,6 +159,8 @@ class DelegateResult:
             values["latency_ms"] = Latency(**values["latency_ms"])
         if values.get("comparison") is not None:
             values["comparison"] = Comparison(**values["comparison"])
+        if values.get("batches") is not None:
+            values["batches"] = [BatchResult.from_json(b) for b in values["batches"]]
         values["reason"] = values.get("reason") or ""
         return cls(**values)
 
@@ -157,6 +196,8 @@ class Measurement:
     outputs: list[TensorSpec]
     sparsity: float
     sparsity_layers: list[LayerSparsity]
+    # Resource variables (VAR_HANDLE) beside the planned arena; 0 in files written before it.
+    planned_state_bytes: int = 0
     sparsity_pattern: SparsityPattern | None = None
     delegates: dict[str, DelegateResult] = field(default_factory=dict)
     accuracy: Accuracy | None = None

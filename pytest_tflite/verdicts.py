@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .budget import AccuracyBudget, DelegationBudget, Regression, Variant
+from .budget import AccuracyBudget, DelegationBudget, PerSampleBudget, Regression, Variant
 from .regressions import NO_BASELINE, regression_checks
 from .results import Accuracy, Check, DelegateResult, Fidelity, Measurement, Verdict
 
@@ -61,6 +61,9 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
     if variant.memory is not None:
         checks += _at_most("memory.planned_arena", measurement.planned_arena_bytes,
                            variant.memory.planned_arena, "bytes")
+        checks += _at_most("memory.planned_total",
+                           measurement.planned_arena_bytes + measurement.planned_state_bytes,
+                           variant.memory.planned_total, "bytes")
     delegates = _DelegateJudge(measurement.delegates, context)
     for delegate, latency in variant.latency.items():
         for key, read in LATENCY_KEYS.items():
@@ -68,6 +71,8 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
             if limit is not None:
                 checks.append(delegates.at_most(f"latency.{delegate}.{key}", delegate, read,
                                                 limit, "ms"))
+        if latency.per_sample is not None:
+            checks.append(delegates.per_sample(delegate, latency.per_sample))
     for delegate, memory in (variant.memory.delegates if variant.memory else {}).items():
         for key, read in MEMORY_KEYS.items():
             limit = getattr(memory, key)
@@ -227,6 +232,23 @@ class _DelegateJudge:
             return Check(metric, None, budget, "error", unit,
                          reason=f"not measurable under {delegate}")
         return Check(metric, measured, budget, "pass" if measured <= budget else "fail", unit)
+
+    def per_sample(self, delegate: str, budget: PerSampleBudget) -> Check:
+        """The median per sample at ``budget.batch`` (runtime.batch_sizes) against the limit."""
+        metric = f"latency.{delegate}.per_sample.median"
+        unusable = self._unusable(metric, delegate, budget.median, "ms")
+        if unusable is not None:
+            return unusable
+        found = self.delegates[delegate].batch(budget.batch)
+        if found is None:
+            return Check(metric, None, budget.median, "error", "ms",
+                         reason=f"batch {budget.batch} not measured (runtime.batch_sizes)")
+        if found.status != "ok" or found.per_sample_ms is None:
+            return Check(metric, None, budget.median, "error", "ms",
+                         reason=found.reason or f"batch {budget.batch}: not measured")
+        measured = found.per_sample_ms
+        return Check(metric, measured, budget.median, "pass" if measured <= budget.median else "fail",
+                     "ms", reason=f"at batch {budget.batch}")
 
     def delegation(self, delegate: str, budget: DelegationBudget) -> list[Check]:
         prefix = f"delegation.{delegate}"

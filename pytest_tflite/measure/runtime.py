@@ -18,6 +18,7 @@ from ..results import DelegateResult
 from . import lock
 from .isolated import WorkerFailed, call_worker, explained
 from .worker.protocol import (
+    DEFAULT_BATCH_SIZES,
     DEFAULT_SEED,
     DEFAULT_THREADS,
     DEFAULT_TIMEOUT_S,
@@ -32,6 +33,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "timing": DEFAULT_TIMING,
     "input_shapes": {},
     "seed": DEFAULT_SEED,
+    "batch_sizes": DEFAULT_BATCH_SIZES,
     "timeout": DEFAULT_TIMEOUT_S * 1000,  # milliseconds, like every time in a budget file
 }
 
@@ -61,7 +63,7 @@ def measure_delegate(
     """
     timeout_s = float(settings.get("timeout") or DEFAULT_TIMEOUT_S * 1000) / 1000
     worker_settings = {k: settings.get(k) for k in
-                       ("threads", "warmup", "timing", "input_shapes", "seed")}
+                       ("threads", "warmup", "timing", "input_shapes", "seed", "batch_sizes")}
     worker_settings["sample_path"] = str(sample_path) if sample_path else None
     arguments = ["measure", str(model_path), delegate, json.dumps(worker_settings)]
     with lock.exclusive(lock_file, lock.wait_limit(timeout_s, runs)):

@@ -74,7 +74,7 @@ def _lookup(shapes: dict[str, list[int]], name: str) -> list[int] | None:
 
 class InterpreterRunner:
     def __init__(self, model_path: str, delegate: str, threads: int,
-                 input_shapes: dict[str, list[int]]) -> None:
+                 input_shapes: dict[str, list[int]], batch: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
 
         resolver = {
@@ -97,13 +97,28 @@ class InterpreterRunner:
             for detail, shape in zip(details, concrete_shapes(details, input_shapes)):
                 if shape is not None:
                     self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
+            if batch is not None:
+                self._resize_batch(batch)
             trace("allocate_tensors", model_path)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             if out_of_memory(exc):
                 raise MemoryError("allocate_tensors() failed without a message") from None
+            if batch is not None:  # the model ran at its own batch: this size is what it refuses
+                words = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+                raise ModelUnsupported(f"cannot run at batch {batch}: {words[:500]}") from None
             raise _refusal(str(exc)) from None
         self.inputs = self.interpreter.get_input_details()
+
+    def _resize_batch(self, batch: int) -> None:
+        """Dimension 0 of every input to ``batch``, strictly: only a batch dimension the model
+        declares dynamic (-1 in its shape_signature) may change, in the interpreter's words
+        otherwise. The other dimensions stay as ``input_shapes`` or the model set them."""
+        for detail in self.interpreter.get_input_details():
+            shape = [int(d) for d in detail["shape"]]
+            if shape:
+                self.interpreter.resize_tensor_input(detail["index"], [batch, *shape[1:]],
+                                                     strict=True)
 
     def set_inputs(self, arrays: list[Any]) -> None:
         for detail, array in zip(self.inputs, arrays):
@@ -318,11 +333,16 @@ def probe_accelerator(delegate: str, trivial_model_path: str) -> None:
             raise DelegateUnavailable(said or _unsupported_reason(failure))
 
 
-def open_runner(model_path: str, delegate: str, threads: int,
-                input_shapes: dict[str, list[int]]) -> InterpreterRunner | AcceleratorRunner:
+def open_runner(model_path: str, delegate: str, threads: int, input_shapes: dict[str, list[int]],
+                batch: int | None = None) -> InterpreterRunner | AcceleratorRunner:
+    """The model opened under ``delegate``; ``batch``: dimension 0 of every input resized to it
+    (a batch the model refuses is ModelUnsupported, with the interpreter's words)."""
     if delegate in ACCELERATORS:
+        if batch is not None:
+            raise ModelUnsupported(f"batch sizes are measured under the Interpreter's delegates "
+                                   f"(xnnpack, builtin, reference, external), not {delegate}")
         return AcceleratorRunner(model_path, delegate, threads, input_shapes)
-    return InterpreterRunner(model_path, delegate, threads, input_shapes)
+    return InterpreterRunner(model_path, delegate, threads, input_shapes, batch)
 
 
 # Words of a refusal about an op or a delegate; "failed to prepare" alone also follows a corrupt

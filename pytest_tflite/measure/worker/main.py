@@ -7,7 +7,8 @@ where the model allows, see inference.py) and writes the outputs, dequantized to
 with the float reference's (see layers.py).
 
 ``measure MODEL DELEGATE SETTINGS_JSON`` measures one delegate in this fresh process: init, first
-invoke, latency, CPU time, arena, peak RSS, delegation coverage.
+invoke, latency, CPU time, arena, peak RSS, delegation coverage; then, with ``batch_sizes`` in
+the settings, the latency at each batch size (one runner each, after every batch-1 figure).
 
 ``compare CANDIDATE BASELINE DELEGATE SETTINGS_JSON`` times both models in this one process, in
 alternating blocks, and reports the latency ratio candidate/baseline with its interval (see
@@ -165,7 +166,47 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     with open(model_path, "rb") as stream:
         result["arena_bytes"] = runner.arena_bytes(constant_tensors(stream.read()))
     result.update(runner.coverage())
+    if settings.get("batch_sizes"):
+        del runner  # the batch runners come after every batch-1 figure, peak RSS included
+        result["batches"] = [_measure_batch(model_path, delegate, threads, settings, inputs, batch)
+                             for batch in settings["batch_sizes"]]
     return result
+
+
+def _measure_batch(model_path: str, delegate: str, threads: int, settings: dict[str, Any],
+                   batch_one: list[Any], batch: int) -> dict[str, Any]:
+    """``delegates[d].batches[i]``: the model with dimension 0 of every input resized to
+    ``batch``, in a runner of its own, timed as the batch-1 run was. Random inputs are drawn
+    again at the new shape with the same seed; a sample is repeated along dimension 0. A batch
+    the model refuses is that entry's status, in the interpreter's words."""
+    import numpy as np
+
+    from .delegates import ModelRejected, ModelUnsupported, UsageError, open_runner
+    from .protocol import DEFAULT_TIMING, DEFAULT_WARMUP, Runs, random_inputs, time_invokes
+
+    found: dict[str, Any] = {"batch": batch, "status": "ok", "reason": "", "latency_ms": None,
+                             "per_sample_ms": None, "input_shapes": None}
+    try:
+        runner = open_runner(model_path, delegate, threads, settings.get("input_shapes") or {},
+                             batch)
+        found["input_shapes"] = [[int(d) for d in detail["shape"]] for detail in runner.inputs]
+        if settings.get("sample_path"):
+            inputs = [np.take(a, np.arange(batch) % a.shape[0], axis=0) if a.ndim else a
+                      for a in batch_one]
+        else:
+            inputs = random_inputs(runner.inputs, int(settings.get("seed") or 0))
+        runner.set_inputs(inputs)
+        timed = time_invokes(runner.invoke,
+                             Runs.from_settings(settings.get("warmup"), DEFAULT_WARMUP),
+                             Runs.from_settings(settings.get("timing"), DEFAULT_TIMING))
+    except ModelUnsupported as exc:
+        return {**found, "status": "unsupported", "reason": str(exc)}
+    except (ModelRejected, UsageError, RuntimeError, ValueError, MemoryError) as exc:
+        words = " ".join(str(exc).split())[:500] or type(exc).__name__
+        return {**found, "status": "error", "reason": f"batch {batch}: {words}"}
+    found["latency_ms"] = timed["latency_ms"]
+    found["per_sample_ms"] = timed["latency_ms"]["median"] / batch
+    return found
 
 
 def main(argv: list[str]) -> int:

@@ -24,6 +24,8 @@ DEFAULT_TIMING = {"min_runs": 50, "min_seconds": 1.0}
 DEFAULT_THREADS = 1
 DEFAULT_SEED = 0
 DEFAULT_TIMEOUT_S = 300.0
+# runtime.batch_sizes: none by default, so only the model's own batch is timed.
+DEFAULT_BATCH_SIZES: list[int] = []
 MAX_SECONDS = 150.0  # benchmark_model's --max_secs: a slow model still ends
 # Raw timed runs kept in ``latency_ms["samples"]`` for plots: enough to draw a distribution,
 # small enough that a report of hundreds of entries stays a few MB.
