@@ -258,7 +258,8 @@ def starter_budget(model: Path, measurement: Measurement, variant: str, factor: 
                                        ("peak_rss", found.peak_rss_bytes)) if value]
         if memory:
             lines += ["", f"[variants.{variant}.memory.{key}]", *memory]
-        if found.latency_ms is not None:
+        if found.latency_ms is not None and found.latency_ms.median is not None \
+                and found.latency_ms.p90 is not None:
             lines += ["", f"[variants.{variant}.latency.{key}]",
                       f'median = "{_ms_up(found.latency_ms.median * factor)}"',
                       f'p90 = "{_ms_up(found.latency_ms.p90 * factor)}"']

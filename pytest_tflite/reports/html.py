@@ -141,9 +141,13 @@ def _summary_box(latency: Latency, scale: svg.LinearScale, y: float, css_class: 
                  who: str) -> list[str]:
     title = (f"{who}: min {format_ms(latency.min)}, median {format_ms(latency.median)}, "
              f"p90 {format_ms(latency.p90)} ({latency.n} runs, no samples kept)")
-    return [svg.rect(scale(latency.min), y - 5, scale(latency.p90) - scale(latency.min), 10,
+    # A runner's format may give the mean only (benchmark_model's text): draw what there is.
+    middle = latency.median if latency.median is not None else latency.mean
+    low = latency.min if latency.min is not None else middle
+    high = latency.p90 if latency.p90 is not None else middle
+    return [svg.rect(scale(low), y - 5, scale(high) - scale(low), 10,
                      f"mark {css_class}", title),
-            svg.line(scale(latency.median), y - 7, scale(latency.median), y + 7, "lat-median")]
+            svg.line(scale(middle), y - 7, scale(middle), y + 7, "lat-median")]
 
 
 def _strip(samples: Sequence[float], scale: svg.LinearScale, y: float, css_class: str,
@@ -236,7 +240,8 @@ def _samples(latency: Latency) -> list[float]:
 
 
 def _latency_values(latency: Latency) -> list[float]:
-    return _samples(latency) or [latency.min, latency.median, latency.p90]
+    return _samples(latency) or [v for v in (latency.min, latency.median, latency.p90, latency.mean)
+                                 if v is not None]
 
 
 # ---------------------------------------------------------------- measured vs budget
