@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,9 @@ from pydantic import (
 
 from .errors import BudgetFileError
 from .measure.metrics import ERROR_METRICS
+from .runner_config import NAME_PATTERN as RUNNER_NAME
+from .runner_config import PREFIX as RUNNER
+from .runner_config import Runners
 from .units import (
     PERCENT_PATTERN,
     SIZE_PATTERN,
@@ -137,12 +141,16 @@ NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(_non_
 def _delegate_name(name: str) -> str:
     if name in DELEGATES or (name.startswith("external:") and len(name) > len("external:")):
         return name
+    if name.startswith(RUNNER) and re.fullmatch(RUNNER_NAME, name[len(RUNNER):]):
+        return name
     raise ValueError(
-        f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} or \"external:PATH\""
+        f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)}, \"external:PATH\" "
+        f"or \"runner:NAME\" (a runner declared in pyproject.toml)"
     )
 
 
-_DELEGATE_PATTERN = "xnnpack|builtin|reference|gpu|npu|external:.+"
+_RUNNER_PATTERN = f"{RUNNER}{RUNNER_NAME}"
+_DELEGATE_PATTERN = f"xnnpack|builtin|reference|gpu|npu|external:.+|{_RUNNER_PATTERN}"
 
 
 def _delegates_except(refused: tuple[str, ...]) -> str:
@@ -309,6 +317,7 @@ class PerSampleBudget(Strict):
 
 class LatencyBudget(BudgetTable):
     median: Time | None = None
+    mean: Time | None = None  # what a runner's benchmark_model text gives (averages only)
     p90: Time | None = None
     p99: Time | None = None
     cpu: Time | None = None
@@ -359,6 +368,9 @@ UNMEASURABLE_ON_ACCELERATORS = (
 NO_BATCHES_ON_ACCELERATORS = (
     "batch sizes are timed under the Interpreter's delegates (xnnpack, builtin, reference, "
     "external): gpu and npu run as a LiteRT CompiledModel at the model's own batch")
+RUNNER_LATENCY_ONLY = (
+    "a runner (runner:NAME) reports latency only, from its benchmark's output: budget its "
+    "latency (median, p90, p99, mean, cpu, init, first_invoke as its format gives them)")
 NOTHING_DELEGATED = (
     "builtin and reference kernels delegate nothing (every op runs on CPU kernels, so the "
     "fraction is always 0); delegation budgets apply to xnnpack, gpu, npu and external delegates")
@@ -371,6 +383,10 @@ def refusal(key: str, value: object = None) -> str | None:
     depends on it (an accelerator judges only ``min_fraction = 1.0``).
     """
     parts = key.split(".")
+    if parts[0] in ("memory", "delegation") and parts[1:2] and parts[1].startswith(RUNNER):
+        return RUNNER_LATENCY_ONLY
+    if parts[0] == "latency" and parts[2:3] == ["per_sample"] and parts[1].startswith(RUNNER):
+        return "a runner times the model at its own batch: " + RUNNER_LATENCY_ONLY
     if parts[0] == "latency" and parts[2:3] == ["per_sample"] and parts[1] in ACCELERATORS:
         return NO_BATCHES_ON_ACCELERATORS
     if len(parts) != 3 or parts[0] not in ("memory", "delegation"):
@@ -550,8 +566,13 @@ class Budget:
             ) from None
 
 
-def load(path: Path) -> Budget:
-    """Read and validate one budget file; every problem becomes one readable BudgetFileError."""
+def load(path: Path, runners: Runners | None = None) -> Budget:
+    """Read and validate one budget file; every problem becomes one readable BudgetFileError.
+
+    ``runners``: the project's declared runners; a ``runner:NAME`` the file names and they lack
+    is refused here. None when the pyproject is not known yet: the engine refuses it at check
+    time instead.
+    """
     if not path.is_file():
         raise BudgetFileError(
             f"budget file {path} does not exist. Create it (`tflite-budget schema` gives the "
@@ -568,9 +589,30 @@ def load(path: Path) -> Budget:
     except RecursionError:  # tomllib reads nested arrays and inline tables recursively
         raise BudgetFileError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     try:
-        return Budget(path, BudgetFile.model_validate(data))
+        budget = Budget(path, BudgetFile.model_validate(data))
     except ValidationError as exc:
         raise BudgetFileError(f"{path}: invalid budget file:\n{describe_errors(exc)}") from None
+    for key, name in runner_keys(budget.spec):
+        if runners is not None and name not in runners.declared:
+            raise BudgetFileError(f"{path}: {key}: {runners.undeclared(name)} (refused when the "
+                                  f"budget file loaded)")
+    return budget
+
+
+def runner_keys(spec: BudgetFile) -> list[tuple[str, str]]:
+    """(key path, NAME) of every ``runner:NAME`` the file names: latency tables and
+    ``runtime.delegates`` (memory and delegation tables refuse runners on their own)."""
+    found = []
+    settings = [("defaults.runtime", spec.defaults.runtime)]
+    for variant_name, variant in spec.variants.items():
+        found += [(f'variants.{variant_name}.latency."{delegate}"', delegate)
+                  for delegate in variant.latency]
+        settings.append((f"variants.{variant_name}.runtime", variant.runtime))
+    for where, runtime in settings:
+        found += [(f"{where}.delegates", delegate)
+                  for delegate in (runtime.delegates or [] if runtime is not None else [])]
+    return [(key, delegate[len(RUNNER):]) for key, delegate in found
+            if delegate.startswith(RUNNER)]
 
 
 def describe_errors(exc: ValidationError) -> str:
@@ -620,7 +662,8 @@ def _latency_schema(schema: dict[str, Any]) -> None:
     defs["AcceleratorLatencyBudget"] = accelerator
     schema["$defs"]["Variant"]["properties"]["latency"]["patternProperties"] = {
         f"^({_delegates_except(ACCELERATORS)})$": {"$ref": "#/$defs/LatencyBudget"},
-        f"^({'|'.join(ACCELERATORS)})$": {"$ref": "#/$defs/AcceleratorLatencyBudget"},
+        f"^({'|'.join(ACCELERATORS)}|{_RUNNER_PATTERN})$":
+            {"$ref": "#/$defs/AcceleratorLatencyBudget"},
     }
 
 
