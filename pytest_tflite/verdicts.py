@@ -15,6 +15,7 @@ from .results import Accuracy, Check, DelegateResult, Fidelity, Measurement, Ver
 
 LATENCY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
     "median": lambda d: d.latency_ms.median if d.latency_ms else None,
+    "mean": lambda d: d.latency_ms.mean if d.latency_ms else None,
     "p90": lambda d: d.latency_ms.p90 if d.latency_ms else None,
     "p99": lambda d: d.latency_ms.p99 if d.latency_ms else None,
     "cpu": lambda d: d.cpu_ms,
@@ -228,6 +229,13 @@ class _DelegateJudge:
         if measured is None and metric.endswith(".peak_rss"):
             return Check(metric, None, budget, "skip", unit,
                          reason="peak RSS is read from /proc/self/status: Linux only")
+        if measured is None and self.delegates[delegate].runner_format is not None:
+            given = [key for key, figure in LATENCY_KEYS.items()
+                     if figure(self.delegates[delegate]) is not None]
+            return Check(metric, None, budget, "error", unit,
+                         reason=f"{delegate}'s format {self.delegates[delegate].runner_format} "
+                                f"gives no {metric.rsplit('.', 1)[-1]}: budget one of "
+                                f"{', '.join(given) or 'nothing'} instead")
         if measured is None:
             return Check(metric, None, budget, "error", unit,
                          reason=f"not measurable under {delegate}")
