@@ -31,6 +31,19 @@ def cache_key(source: Source, options: dict[str, Any], samples: Any) -> str | No
     return digest.hexdigest()
 
 
+def quantizer_cache_key(float_content: bytes, options: dict[str, Any], samples: Any) -> str:
+    """A LiteRT quantizer recipe's key: the float ``.tflite`` it quantizes (for a Keras source,
+    the ``float32`` recipe's own cached output), the recipe function, the sanity thresholds,
+    the calibration data, and the quantizer's and LiteRT's versions."""
+    digest = hashlib.sha256()
+    versions = {name: package_version(name) for name in ("litert-quantizer", "ai-edge-litert")}
+    header = {"format": "quantizer-1", "options": options, "versions": versions,
+              "float_model": hashlib.sha256(float_content).hexdigest()}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    hash_arrays(digest, samples)
+    return digest.hexdigest()
+
+
 def hash_arrays(digest: Any, samples: Any) -> None:
     import numpy as np
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConversionError, SanityError, TFLiteError
 from ..model import TFLiteModel
-from . import representative
+from . import quantizer, representative
 from .cache import CacheStats, ConversionCache
-from .cache_keys import cache_key
+from .cache_keys import cache_key, quantizer_cache_key
 from .frameworks import import_tensorflow
 from .quiet import quiet_output
 from .sanity import settings as sanity_settings
@@ -67,13 +67,23 @@ def convert(
     """
     __tracebackhide__ = True
     classified = classify(source, custom_objects=custom_objects, signature=signature)
+    if quantizer.is_quantizer_recipe(recipe):
+        assert recipe is not None
+        if sparse_encoding:
+            raise ConversionError(f"recipe {recipe!r}: sparse_encoding applies to the converter's "
+                                  f"recipes only, not to the LiteRT quantizer's")
+        return _quantize(classified, recipe, representative_data, variant=variant,
+                         custom_objects=custom_objects, signature=signature, sanity=sanity,
+                         cache=cache, stats=stats, output_dir=output_dir, quiet=quiet,
+                         timeout=timeout)
     if classified.kind == "tflite":
         sanity_settings(sanity, "tflite")  # nothing to check, but a typo is still a typo
         return _pass_through(classified, recipe, variant, output_dir)
     recipe = recipe or "float32"
     if recipe not in RECIPES:
         raise ConversionError(
-            f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}"
+            f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}, or a LiteRT "
+            f"quantizer recipe: {', '.join(quantizer.SHORT_NAMES)} or litert_quantizer:NAME"
         )
     samples = representative.normalize(representative_data)
     if recipe in NEEDS_REPRESENTATIVE_DATA and samples is None:
@@ -92,6 +102,20 @@ def convert(
         return _convert_and_check(classified, options, samples, thresholds, quiet, timeout)
 
     key = cache_key(classified, options, samples) if cache is not None else None
+    return _cached(key, create, recipe, variant, classified.description, cache, stats, output_dir)
+
+
+def _cached(
+    key: str | None,
+    create: Callable[[], tuple[bytes, dict[str, Any]]],
+    recipe: str,
+    variant: str,
+    description: str,
+    cache: ConversionCache | None,
+    stats: CacheStats | None,
+    output_dir: Path | None,
+) -> TFLiteModel:
+    """The model from the cache under ``key``, else made by ``create`` (and cached)."""
     if cache is not None and key is not None:
         path, content, _, hit = cache.get_or_create(key, create)
         if stats is not None:
@@ -99,12 +123,66 @@ def convert(
                 stats.hits += 1
             else:
                 stats.misses += 1
-        return TFLiteModel(content, path, recipe, variant, classified.description, cache_hit=hit)
+        return TFLiteModel(content, path, recipe, variant, description, cache_hit=hit)
     content, _ = create()
     if stats is not None:
         stats.misses += 1
     path = _write_model(content, variant, output_dir)
-    return TFLiteModel(content, path, recipe, variant, classified.description, cache_hit=False)
+    return TFLiteModel(content, path, recipe, variant, description, cache_hit=False)
+
+
+def _quantize(
+    source: Source,
+    recipe: str,
+    representative_data: Any,
+    *,
+    variant: str | None,
+    custom_objects: Mapping[str, Any] | None,
+    signature: str | None,
+    sanity: bool | Mapping[str, float],
+    cache: ConversionCache | None,
+    stats: CacheStats | None,
+    output_dir: Path | None,
+    quiet: bool,
+    timeout: float | None,
+) -> TFLiteModel:
+    """A LiteRT quantizer recipe (quantizer.py) on the float ``.tflite``: the source itself, or
+    the ``float32`` recipe's conversion of it (cached and sanity-checked on its own)."""
+    from ..measure.worker.protocol import DEFAULT_TIMEOUT_S
+
+    function = quantizer.recipe_function(recipe)  # an unknown name fails before any work
+    samples = representative.normalize(representative_data)
+    if quantizer.needs_calibration(function) and samples is None:
+        raise ConversionError(
+            f"recipe {recipe!r} ({quantizer.PREFIX}{function}) quantizes activations statically: "
+            f"it needs representative_data, a few hundred typical inputs (e.g. "
+            f"representative_data=x_train[:256]) to calibrate their ranges")
+    canonical = quantizer.PREFIX + function
+    thresholds = sanity_settings(sanity, canonical)
+    if source.kind == "tflite":
+        float_content = bytes(source.value)
+        TFLiteModel(float_content, source.path or Path("<bytes>"), "tflite", "float32",
+                    source.description).view.validate()
+    else:
+        float_content = convert(source.value if source.kind == "keras_model" else source.path,
+                                "float32", custom_objects=custom_objects, signature=signature,
+                                cache=cache, output_dir=output_dir, quiet=quiet,
+                                timeout=timeout).content
+    origin = f"{source.description} quantized with {recipe!r}"
+    seconds = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
+
+    def create() -> tuple[bytes, dict[str, Any]]:
+        content, note = quantizer.quantize(float_content, function, samples, origin, seconds)
+        note = {**note, "recipe": canonical, "source": source.description}
+        if thresholds is not None:
+            note["sanity"] = quantizer.check_against_float(
+                float_content, content, samples, canonical, thresholds, origin, timeout)
+        return content, note
+
+    options = {"recipe": function, "sanity": thresholds}
+    key = quantizer_cache_key(float_content, options, samples) if cache is not None else None
+    return _cached(key, create, recipe, variant or recipe, source.description, cache, stats,
+                   output_dir)
 
 
 def _pass_through(
@@ -112,8 +190,10 @@ def _pass_through(
 ) -> TFLiteModel:
     if recipe not in (None, "tflite"):
         raise ConversionError(
-            f"{source.description} is already a .tflite model: recipe={recipe!r} cannot apply. "
-            f"Convert the original Keras or SavedModel source instead, or drop recipe="
+            f"{source.description} is already a .tflite model: recipe={recipe!r} cannot apply "
+            f"(of the recipes, only the LiteRT quantizer's, lq_* and litert_quantizer:NAME, "
+            f"take a .tflite). Convert the original Keras or SavedModel source instead, or drop "
+            f"recipe="
         )
     content = source.value
     path = source.path or _write_model(content, variant or "default", output_dir)

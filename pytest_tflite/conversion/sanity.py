@@ -29,6 +29,16 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "int16x8": {"min_cosine": 0.98},
 }
 KEYS = ("max_relative_error", "min_cosine")
+# LiteRT quantizer recipes (``litert_quantizer:NAME``, quantizer.py) all quantize weights at
+# least: guarded like the converter's int8 recipe.
+QUANTIZER_THRESHOLDS = {"min_cosine": 0.9}
+
+
+def defaults(recipe: str) -> dict[str, float]:
+    """The recipe's default thresholds (a copy)."""
+    if recipe.startswith("litert_quantizer:"):
+        return dict(QUANTIZER_THRESHOLDS)
+    return dict(DEFAULT_THRESHOLDS.get(recipe, {}))
 
 
 def settings(sanity: Any, recipe: str) -> dict[str, float] | None:
@@ -40,7 +50,7 @@ def settings(sanity: Any, recipe: str) -> dict[str, float] | None:
     if sanity is False:
         return None
     if sanity is True:
-        return dict(DEFAULT_THRESHOLDS.get(recipe, {}))
+        return defaults(recipe)
     if not isinstance(sanity, Mapping):
         raise ConversionError(f"sanity={sanity!r}: expected True, False or a dict of thresholds "
                               f"with the keys {', '.join(KEYS)}")
@@ -53,7 +63,7 @@ def settings(sanity: Any, recipe: str) -> dict[str, float] | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConversionError(f"sanity: {key} must be a number, got {value!r}")
         chosen[str(key)] = float(value)
-    return {**DEFAULT_THRESHOLDS.get(recipe, {}), **chosen}
+    return {**defaults(recipe), **chosen}
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ def compare(
     """
     import numpy as np
 
-    limits = {**DEFAULT_THRESHOLDS.get(recipe, {}), **(thresholds or {})}
+    limits = {**defaults(recipe), **(thresholds or {})}
     pairs = _paired(reference, candidate, origin)
     for name, want, got in pairs:
         if np.shape(want) != np.shape(got):
