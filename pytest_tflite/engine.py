@@ -17,6 +17,8 @@ from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
 from .regressions import NO_BASELINE
 from .results import Accuracy, DelegateResult, Entry, Fidelity, Measurement, Verdict
+from .runner_config import PREFIX as RUNNER
+from .runner_config import Runners
 from .verdicts import Context, delegates_named, judge
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ class Settings:
     ini: Mapping[str, Any] = field(default_factory=dict)  # runtime settings, lowest precedence
     command_line: Mapping[str, Any] = field(default_factory=dict)  # highest precedence
     lock_file: Path | None = None
+    # The project's declared runners (runner:NAME); None when its pyproject.toml is unknown:
+    # then found above the budget file at check time.
+    runners: Runners | None = None
 
     def context(self, no_baseline: str = NO_BASELINE) -> Context:
         return Context(self.runtime_off, self.require_delegates, self.without_data, self.strict,
@@ -117,7 +122,7 @@ def _compare_latency(model: TFLiteModel, saved: BaselineEntry, budget: Budget, v
 
     runtime = runtime_settings(budget, variant, settings)
     for name, found in measurement.delegates.items():
-        if found.status != "ok":
+        if found.status != "ok" or name.startswith(RUNNER):  # a runner times elsewhere
             continue
         try:
             with limit(runtime.get("max_memory")):
@@ -139,7 +144,7 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
         refused = over_cap(str(model.path), measurement.planned_arena_bytes, cap)
         if refused is None:
             return _measure_running(model, variant, settings, runtime, measurement, evaluation,
-                                    sample)
+                                    sample, budget.path)
     measurement.refused = refused
     measurement.delegates = {name: DelegateResult("error", refused)
                              for name in _delegates_wanted(variant, settings, runtime)}
@@ -155,7 +160,8 @@ def _delegates_wanted(variant: Variant, settings: Settings, runtime: dict[str, A
 
 def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
                      runtime: dict[str, Any], measurement: Measurement,
-                     evaluation: Evaluation | None, sample: Any) -> Measurement:
+                     evaluation: Evaluation | None, sample: Any,
+                     budget_path: Path) -> Measurement:
     """What ``measure`` adds to the static figures by running the model, under the memory cap."""
     if variant.sparsity is not None and variant.sparsity.pattern is not None:
         from .measure.sparsity import check_pattern
@@ -165,11 +171,21 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
     if evaluation is not None and evaluation.data is not None:
         evaluate(model, variant, measurement, evaluation, settings, timeout_seconds(runtime))
     wanted = _delegates_wanted(variant, settings, runtime)
+    runners = [name for name in wanted if name.startswith(RUNNER)]
+    wanted = [name for name in wanted if name not in runners]
     if wanted:
         from .measure.runtime import measure_delegates
 
         measurement.delegates = measure_delegates(model.path, wanted, runtime,
                                                   lock_file=settings.lock_file, sample=sample)
+    if runners:
+        from . import runner_config
+        from .measure.runners import measure_runners
+
+        declared = settings.runners if settings.runners is not None else runner_config.load(
+            runner_config.find_pyproject(budget_path.resolve().parent))
+        measurement.delegates.update(measure_runners(model.path, runners, declared, runtime,
+                                                     lock_file=settings.lock_file))
     return measurement
 
 
