@@ -209,7 +209,22 @@ class TFLitePlugin:
             ini=ini,
             command_line=cli,
             lock_file=lock_path(config.rootpath),
+            runners=self.runners(),
         )
+
+    def runners(self) -> Any:
+        """[tool.pytest-tflite.runners.*] of the inifile when it is a pyproject.toml, else of
+        the rootdir's pyproject.toml (none: a budget naming a runner is refused at load)."""
+        from .errors import TFLiteError
+        from .runner_config import load
+
+        inipath = self.config.inipath
+        pyproject = (inipath if inipath is not None and inipath.name == "pyproject.toml"
+                     else self.config.rootpath / "pyproject.toml")
+        try:
+            return load(pyproject)
+        except TFLiteError as exc:
+            raise pytest.UsageError(f"pytest-tflite runners: {exc}") from None
 
     def _invocation_path(self, option: str) -> Path | None:
         value = self.config.getoption(option)
@@ -290,7 +305,7 @@ class TFLitePlugin:
             from .budget import load
 
             try:
-                self.budgets[path] = load(path)
+                self.budgets[path] = load(path, self.settings.runners)
             except BudgetFileError as exc:
                 self.budgets[path] = exc
         found = self.budgets[path]
