@@ -31,6 +31,7 @@ FAST = 'warmup = { min_runs = 1, min_seconds = 0 }\ntiming = { min_runs = 5, min
 INTERPRETER = ("xnnpack", "builtin", "reference")
 HIDDEN = "hidden_walk"  # a layer name Keras keeps as given (it is unique in the session)
 EXTERNAL = "external:/opt/fake_delegate.so"  # judged from a faked result, like gpu and npu
+BATCH = 4  # the walk's batch besides 1 (runtime.batch_sizes), judged by per_sample budgets
 
 
 # --- the schema's leaves ------------------------------------------------------------------------
@@ -138,6 +139,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Walk:
     text = f"""
         [defaults.runtime]
         delegates = [{delegates}]
+        batch_sizes = [1, {BATCH}]
         {FAST}
 
         [variants.top1]
@@ -180,6 +182,11 @@ def _measured_value(key: str, walk: Walk, delegate: str) -> float:
     the verdict code."""
     m = walk.measurement
     found = m.delegates.get(delegate) if delegate else None
+    if key == "latency.<delegate>.per_sample.median":
+        assert found is not None
+        at = found.batch(BATCH)
+        assert at is not None and at.latency_ms is not None, found.batches
+        return at.latency_ms.median / BATCH
     if key.startswith("latency."):
         name = key.split(".")[-1]
         assert found is not None and found.latency_ms is not None
@@ -190,6 +197,7 @@ def _measured_value(key: str, walk: Walk, delegate: str) -> float:
         "size.max": lambda: m.size_bytes,
         "size.max_gzip": lambda: m.gzip_bytes,
         "memory.planned_arena": lambda: m.planned_arena_bytes,
+        "memory.planned_total": lambda: m.planned_arena_bytes + m.planned_state_bytes,
         "memory.<delegate>.arena": lambda: found.arena_bytes,  # type: ignore[union-attr,return-value]
         "memory.<delegate>.peak_rss": lambda: found.peak_rss_bytes,  # type: ignore[union-attr,return-value]
         "delegation.<delegate>.min_fraction":
@@ -232,6 +240,9 @@ def _document(key: str, delegate: str, value: str, layer: str = "") -> str:
     if path[0] == "accuracy":
         metric = "mae" if path[1] == "max" else "top1"
         return f'[variants.v.accuracy]\nmetric = "{metric}"\n{path[1]} = {value}\n'
+    if "per_sample" in path:  # judged at a batch size the runtime measures
+        return (f"[variants.v.runtime]\nbatch_sizes = [1, {BATCH}]\n"
+                f"[variants.v.{'.'.join(path[:-1])}]\nbatch = {BATCH}\nmedian = {value}\n")
     table, leaf = ".".join(path[:-1]), path[-1]
     return f"[variants.v.{table}]\n{leaf} = {value}\n"
 
@@ -524,6 +535,29 @@ def effect_accuracy_direction(folder: Path, mlp: Any) -> None:
     assert lower.drop == -higher.drop
 
 
+def effect_batch_sizes(folder: Path, mlp: Any) -> None:
+    assert _only(_measure(folder, f'delegates = ["builtin"]\n{FAST}', mlp)).batches is None
+    found = _only(_measure(folder, f'delegates = ["builtin"]\nbatch_sizes = [1, 4]\n{FAST}', mlp))
+    assert found.batches is not None
+    assert [(b.batch, b.status, b.input_shapes) for b in found.batches] == [
+        (1, "ok", [[1, 8]]), (4, "ok", [[4, 8]])]
+
+
+def effect_per_sample_batch(folder: Path, mlp: Any) -> None:
+    # The batch picks which per-sample figure the limit is held to.
+    entry = _measure(folder, f'delegates = ["builtin"]\nbatch_sizes = [1, 4]\n{FAST}', mlp,
+                     budgets='latency.builtin.per_sample = { batch = 4, median = "1 s" }')
+    found = _only(entry)
+    for batch in (1, 4):
+        budget = _budget(folder, f'[variants.v.runtime]\nbatch_sizes = [1, 4]\n'
+                                 f'[variants.v.latency.builtin.per_sample]\nbatch = {batch}\n'
+                                 f'median = "1 s"\n', f"per_sample_{batch}.toml")
+        check, = judge(entry.measurement, budget.variant("v"))
+        at = found.batch(batch)
+        assert at is not None and check.measured == at.per_sample_ms
+        assert check.reason == f"at batch {batch}"
+
+
 SETTING_EFFECTS: dict[str, Callable[[Path, Any], None]] = {
     "model": effect_model,
     "source": effect_source,
@@ -537,6 +571,8 @@ SETTING_EFFECTS: dict[str, Callable[[Path, Any], None]] = {
     "runtime.seed": effect_seed,
     "runtime.timeout": effect_timeout,
     "runtime.max_memory": effect_max_memory,
+    "runtime.batch_sizes": effect_batch_sizes,
+    "latency.<delegate>.per_sample.batch": effect_per_sample_batch,
     "accuracy.metric": effect_accuracy_metric,
     "accuracy.direction": effect_accuracy_direction,
 }
