@@ -153,8 +153,12 @@ def _check(args: argparse.Namespace) -> int:
     from .budget import load
     from .model import TFLiteModel
     from .reports.tables import check_table
+    from .runner_config import find_pyproject
+    from .runner_config import load as load_runners
 
-    budget = load(args.budget)
+    # Runners are declared in the pyproject above the budget file, as ini settings are found.
+    runners = load_runners(find_pyproject(args.budget.resolve().parent))
+    budget = load(args.budget, runners)
     name = args.variant or (next(iter(budget.spec.variants)) if len(budget.spec.variants) == 1
                             else "default")
     command_line: dict[str, Any] = {}
@@ -167,7 +171,8 @@ def _check(args: argparse.Namespace) -> int:
     settings = engine.Settings(
         runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None,
         require_delegates=args.require_delegates, without_data="skip",
-        ini=_ini_settings(args.budget.resolve().parent), command_line=command_line)
+        ini=_ini_settings(args.budget.resolve().parent), command_line=command_line,
+        runners=runners)
     entry = engine.run(TFLiteModel.from_path(args.model, variant=name), budget, name, settings,
                        test=str(args.model))
     if args.json:
