@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     measure = commands.add_parser("measure", help="measure a .tflite model")
     _model_arguments(measure)
     measure.add_argument("--json", action="store_true", help="print the JSON measurement")
+    measure.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="N,N,...",
+                         help="also time each batch size (dimension 0 of every input), e.g. "
+                              "1,8,32: latency and latency per sample")
     check = commands.add_parser("check", help="check a .tflite model against a budget file")
     check.add_argument("model", type=Path)
     check.add_argument("--budget", type=Path, required=True, help="the budget file (TOML)")
@@ -135,16 +138,46 @@ def _failed_delegates(measurement: Measurement) -> list[str]:
 def _measure(args: argparse.Namespace) -> int:
     from .reports.tables import measurement_lines
 
-    measurement = _measure_model(args.model, args.delegates or DEFAULT_DELEGATES,
-                                 _cli_settings(args))
+    settings = _cli_settings(args)
+    if args.batch_sizes:
+        settings["batch_sizes"] = args.batch_sizes
+    measurement = _measure_model(args.model, args.delegates or DEFAULT_DELEGATES, settings)
     if args.json:
         print(json.dumps(measurement.to_json(), indent=2))
     else:
-        print("\n".join(measurement_lines(measurement)))
+        print("\n".join(measurement_lines(measurement) + batch_lines(measurement)))
     failed = _failed_delegates(measurement)
     for line in failed:
         print(f"tflite-budget: error: {args.model}: {line}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _batch_sizes(text: str) -> list[int]:
+    """"1,8,32" -> [1, 8, 32]: whole numbers >= 1, each once."""
+    try:
+        sizes = [positive_int(part.strip()) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        sizes = []
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"expected batch sizes such as 1,8,32, got {text!r}")
+    return list(dict.fromkeys(sizes))
+
+
+def batch_lines(measurement: Measurement) -> list[str]:
+    """Per delegate measured at ``--batch-sizes``: batch, median and median per sample."""
+    from .reports.tables import table
+    from .units import format_ms
+
+    lines: list[str] = []
+    for name, found in measurement.delegates.items():
+        if not found.batches:
+            continue
+        rows = [[str(b.batch), b.status,
+                 format_ms(b.latency_ms.median if b.latency_ms else None),
+                 format_ms(b.per_sample_ms), b.reason] for b in found.batches]
+        lines += ["", f"{name} by batch size:",
+                  *table(["batch", "status", "median", "per sample", "reason"], rows)]
+    return lines
 
 
 def _check(args: argparse.Namespace) -> int:
