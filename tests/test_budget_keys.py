@@ -31,6 +31,7 @@ FAST = 'warmup = { min_runs = 1, min_seconds = 0 }\ntiming = { min_runs = 5, min
 INTERPRETER = ("xnnpack", "builtin", "reference")
 HIDDEN = "hidden_walk"  # a layer name Keras keeps as given (it is unique in the session)
 EXTERNAL = "external:/opt/fake_delegate.so"  # judged from a faked result, like gpu and npu
+RUNNER = "runner:farm"  # a declared runner's result, faked from xnnpack's figures
 BATCH = 4  # the walk's batch besides 1 (runtime.batch_sizes), judged by per_sample budgets
 
 
@@ -174,6 +175,9 @@ def _faked(found: Measurement) -> Measurement:
         delegates[name] = DelegateResult("ok", latency_ms=found.delegates["xnnpack"].latency_ms,
                                          init_ms=1.0, first_invoke_ms=1.0, cpu_ms=1.0,
                                          fully_accelerated=True)
+    delegates[RUNNER] = DelegateResult("ok", latency_ms=found.delegates["xnnpack"].latency_ms,
+                                       init_ms=1.0, first_invoke_ms=1.0, cpu_ms=1.0,
+                                       runner_format="pytest-tflite-json")
     return dataclasses.replace(found, delegates=delegates)
 
 
@@ -254,7 +258,7 @@ def _budget_leaves() -> list[tuple[str, str]]:
         if kind_of(leaf) != "budget":
             continue
         key = re.sub(r"^variants\.<variant>\.", "", leaf)
-        for delegate in ((*DELEGATES, EXTERNAL) if "<delegate>" in key else ("",)):
+        for delegate in ((*DELEGATES, EXTERNAL, RUNNER) if "<delegate>" in key else ("",)):
             found.append((key, delegate))
     return found
 
