@@ -278,3 +278,69 @@ def test_the_base_size_comes_from_a_regression_check_too():
     page = html.render([compared])
     assert parse(page).count("size", "line", "size-base") == 1
     assert "base 22.5 KiB (+4.3%)" in page
+
+
+# ---------------------------------------------------------------- per sample by batch size
+
+
+def batched_entries() -> list[Entry]:
+    """Two variants measured at batch sizes 1, 8 and 32: int8 under xnnpack (every size ran)
+    and builtin (32 refused), float32 under xnnpack; a third variant without batches."""
+    from pytest_tflite.results import BatchResult
+
+    def batches(median_at_one: float, refused: tuple[int, ...] = ()) -> list[BatchResult]:
+        found = []
+        for size in (1, 8, 32):
+            if size in refused:
+                found.append(BatchResult(size, "unsupported", f"cannot run at batch {size}: no"))
+                continue
+            at = latency(median_at_one * size ** 0.6, n=20, seed=size)
+            found.append(BatchResult(size, "ok", latency_ms=at,
+                                     per_sample_ms=(at.median or 0) / size,
+                                     input_shapes=[[size, 8]]))
+        return found
+
+    return [
+        entry(delegates={
+            "xnnpack": DelegateResult("ok", latency_ms=latency(0.5), batches=batches(0.5)),
+            "builtin": DelegateResult("ok", latency_ms=latency(0.8),
+                                      batches=batches(0.8, refused=(32,)))}),
+        entry(variant="float32", delegates={
+            "xnnpack": DelegateResult("ok", latency_ms=latency(1.5), batches=batches(1.5))}),
+        entry(variant="float16", delegates={"xnnpack": DelegateResult("ok", latency_ms=latency(1.0))}),
+    ]
+
+
+def test_the_batch_plot_has_a_dot_per_batch_that_ran_and_a_line_per_delegate():
+    page = html.render(batched_entries())
+    marks = parse(page)
+    assert marks.count("batch", "circle", "batch-point") == 3 + 2 + 3  # builtin's 32 refused
+    plot = page[page.index('id="plot-batch"'):]
+    plot = plot[:plot.index("</figure>")]
+    assert plot.count("<polyline") == 3  # one line per (variant, delegate) with batches
+    assert "(1 batch size failed)" in plot and "batch 32, " in plot
+    assert ">32</text>" in plot and ">1</text>" in plot  # the x axis names the batch sizes
+    assert not parse(html.render(known_entries()[0])).boxes.get("batch")  # none without batches
+
+
+@pytest.mark.skipif(browser() is None, reason="no headless browser on PATH")
+def test_chromium_draws_the_batch_plot_in_its_box(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(html.render(batched_entries()), encoding="utf-8")
+    shot = tmp_path / "out.png"
+    command = [str(browser()), "--headless", "--disable-gpu", "--no-sandbox",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--no-first-run", "--disable-quic", "--host-resolver-rules=MAP * ~NOTFOUND",
+               f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+               "--force-device-scale-factor=1", "--window-size=1200,2000",
+               f"--screenshot={shot}", page.resolve().as_uri()]
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    assert shot.exists(), f"no screenshot (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    image = read_png(shot)
+    x, y, width, height = parse(page.read_text()).boxes["batch"]
+    assert y + height <= image.shape[0]
+    region = image[int(y):int(y + height), int(x):int(x + width)]
+    # The first three series' colours: each line and its dots are drawn inside the box.
+    for colour in ("#2563eb", "#ea580c", "#16a34a"):
+        assert has_colour(region, colour, 12), colour

@@ -58,6 +58,13 @@ def line(x1: float, y1: float, x2: float, y2: float, css_class: str,
                     f'x2="{number(x2)}" y2="{number(y2)}"', title)
 
 
+def polyline(points: Sequence[tuple[float, float]], css_class: str,
+             title: str | None = None) -> str:
+    """An open line through ``points`` (no fill: the stylesheet gives it a stroke)."""
+    coordinates = " ".join(f"{number(x)},{number(y)}" for x, y in points)
+    return _element("polyline", css_class, f'points="{coordinates}"', title)
+
+
 def text(x: float, y: float, content: str, css_class: str = "", anchor: str = "start") -> str:
     cls = f' class="{escape(css_class)}"' if css_class else ""
     return (f'<text{cls} x="{number(x)}" y="{number(y)}" text-anchor="{anchor}">'
