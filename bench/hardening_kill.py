@@ -1,13 +1,16 @@
 """Killed runs, many times: no half-written file trusted, no orphan left.
 
-    python bench/hardening_kill.py [--trials 54] [--sessions 3] [--controller-kills 5] [--seed 0]
+    python bench/hardening_kill.py [--trials 54] [--sessions 3] [--controller-kills 5]
+                                   [--pipeline 2] [--seed 0]
 
 Write trials SIGKILL a process at a seeded random line inside one of the plugin's writes (the
 reports, the baseline save, the budget rewrite: replayed on the entries of a real -n 4 run of
 four budget files with ``.tflite`` sources; the conversion cache: four processes sharing one
 cache, each killed at its own point), then check what the next run finds: every file whole (old
 or new), and every incomplete entry refused or redone with a message naming it. ``--sessions``
-real -n 4 runs are killed the same way inside their own end-of-run writes. Controller kills
+real -n 4 runs are killed the same way inside their own end-of-run writes; ``--pipeline`` -n 4
+runs convert ``.tflite`` sources with a LiteRT quantizer recipe (the cache's path without
+TensorFlow) and have one xdist worker killed inside its cache writes. Controller kills
 SIGKILL the controller of a -n 2 run mid-measurement and time until every xdist worker and
 measurement worker is gone. ``main()`` returns the figures; the command prints them as JSON.
 """
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -67,8 +71,100 @@ def session_trial(project: Path, rng: random.Random, tally: Tally) -> str:
     return kind
 
 
+PIPELINE_CONFTEST = """
+import os
+import killpoint
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker and os.environ.get("KILL_WORKER") in (worker, "*"):
+        if os.environ.get("KILL_COUNTS"):
+            os.environ["KILL_COUNTS"] += "." + worker
+        killpoint.arm()
+"""
+PIPELINE_TEST = """
+import pytest
+
+@pytest.mark.parametrize("i", range(8))
+def test_quantize(tflite_convert, i):
+    assert tflite_convert(f"models/fc{i % 4}.tflite", recipe="lq_wi8").content
+"""
+
+
+def pipeline_project(root: Path) -> tuple[Path, int]:
+    """The conversion cache as the plugin writes it without TensorFlow: ``tflite_convert`` with
+    a LiteRT quantizer recipe on ``.tflite`` sources, 8 tests over 4 models, -n 4; and the
+    lines a worker's conversions take (a complete first run, counted in every worker)."""
+    import numpy as np
+
+    from tests.flatbuffer_models import Op, Subgraph, Tensor, build_model
+    from tests.test_kill import KILLPOINT
+
+    (root / "models").mkdir(parents=True)
+    (root / "pytest.ini").write_text("[pytest]\ntflite_cache_dir = cache\n")
+    (root / "killpoint.py").write_text(KILLPOINT)
+    (root / "conftest.py").write_text(PIPELINE_CONFTEST)
+    (root / "test_quantize.py").write_text(PIPELINE_TEST)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        n = 32 * (i + 1)
+        (root / "models" / f"fc{i}.tflite").write_bytes(build_model([Subgraph(
+            tensors=[Tensor("x", [1, n]), Tensor("w", [n, n], data=rng.normal(size=(n, n))),
+                     Tensor("b", [n], data=np.zeros(n)), Tensor("y", [1, n])],
+            ops=[Op("FULLY_CONNECTED", [0, 1, 2], [3])], inputs=[0], outputs=[3])]))
+    code, _ = pipeline_run(root, KILL_WORKER="*", KILL_TARGET="get_or_create",
+                           KILL_COUNTS=str(root / "count.out"))
+    assert code == 0, log_tail(root)
+    return root, max(int(p.read_text()) for p in root.glob("count.out.*"))
+
+
+def pipeline_run(project: Path, **environment: str) -> tuple[int, str]:
+    (project / "session.log").unlink(missing_ok=True)
+    session = start_session(project, "-n", "4", "-W", "always::UserWarning", **environment)
+    with cleaned_up(session, []):
+        code = session.wait(timeout=600)
+    return code, (project / "session.log").read_text(errors="replace")
+
+
+def pipeline_trial(project: Path, total: int, rng: random.Random, tally: Tally) -> None:
+    """Kill one xdist worker at a random line of its conversions through the cache, then a
+    clean run: every test passes, every incomplete entry named in a warning."""
+    import shutil
+
+    shutil.rmtree(project / "cache", ignore_errors=True)  # so that the killed run writes
+    worker = f"gw{rng.randrange(4)}"
+    code, log = pipeline_run(project, KILL_WORKER=worker, KILL_TARGET="get_or_create",
+                             KILL_AT=str(rng.randint(1, total // 2)))  # workers share tests
+    tally.trials += 1
+    killed = code != 0
+    tally.killed += killed
+    incomplete = []
+    for model in (project / "cache").rglob("*.tflite"):
+        note = model.with_suffix(".json")
+        if not note.exists():
+            incomplete.append(str(model))
+        else:
+            try:
+                json.loads(note.read_text())
+            except ValueError:
+                tally.corrupt.append(str(note))
+    code, log = pipeline_run(project)
+    if code != 0:
+        tally.corrupt.append(f"the run after a kill failed: {log[-2000:]}")
+    flat = " ".join(log.split())
+    hits = re.search(r"conversion cache: (\d+) hit\(s\), (\d+) miss", flat)
+    if hits:
+        tally.used_valid += int(hits.group(1))
+        tally.redone += int(hits.group(2))
+    for path in incomplete:
+        if path in flat:
+            tally.said_so += 1
+        else:
+            tally.silent.append(path)
+
+
 def main(trials: int = 54, sessions: int = 3, controller_kills: int = 5,
-         seed: int = 0) -> dict[str, Any]:
+         seed: int = 0, pipeline: int = 2) -> dict[str, Any]:
     rng = random.Random(seed)
     tally = Tally()
     started = time.monotonic()
@@ -86,12 +182,17 @@ def main(trials: int = 54, sessions: int = 3, controller_kills: int = 5,
             else:
                 write_trial(project, kind, rng, tally, trial)
         session_kinds = [session_trial(project, rng, tally) for _ in range(sessions)]
+        if pipeline:
+            quantizing, lines = pipeline_project(root / "pipeline")
+            for _ in range(pipeline):
+                pipeline_trial(quantizing, lines, rng, tally)
         cleanups = [kill_controller_trial(root / f"controller{i}") for i in range(controller_kills)]
     seconds = [c["seconds"] for c in cleanups]
     return {
         **tally.as_dict(),
         "trials per kind": per_kind,
         "killed -n 4 sessions": session_kinds,
+        "killed -n 4 quantizer runs (cache)": pipeline,
         "orphan-cleanup seconds": {**summary(seconds), "each": [round(s, 2) for s in seconds]}
         if seconds else None,
         "orphans left": sum(len(c["left"]) for c in cleanups),
@@ -107,6 +208,8 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--controller-kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pipeline", type=int, default=2,
+                        help="-n 4 runs of lq_wi8 conversions killed in the cache writes")
     arguments = parser.parse_args()
     print(json.dumps(main(arguments.trials, arguments.sessions, arguments.controller_kills,
-                          arguments.seed), indent=2))
+                          arguments.seed, arguments.pipeline), indent=2))
