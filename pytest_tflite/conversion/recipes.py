@@ -181,8 +181,10 @@ def _quantize(
 
     options = {"recipe": function, "sanity": thresholds}
     key = quantizer_cache_key(float_content, options, samples) if cache is not None else None
-    return _cached(key, create, recipe, variant or recipe, source.description, cache, stats,
-                   output_dir)
+    # litert_quantizer:NAME is variant NAME (a budget section name without quoting); lq_* keep
+    # their short name.
+    variant = variant or recipe.removeprefix(quantizer.PREFIX)
+    return _cached(key, create, recipe, variant, source.description, cache, stats, output_dir)
 
 
 def _pass_through(
