@@ -13,8 +13,14 @@ TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 # Sizes travel as JSON integers in reports: past int64 most readers lose them.
 MAX_BYTES = 2**63 - 1
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)\s*$")
-_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(us|ms|s)\s*$")
+# ASCII digits and blanks only: Python's \d and \s also match "٣" and "\x1f", which ByteSize and
+# JSON Schema readers refuse. The budget schema shows these same patterns to editors.
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+SIZE_PATTERN = rf"^[ \t]*({_NUMBER})[ \t]*(B|KB|KiB|MB|MiB|GB|GiB)[ \t]*$"
+TIME_PATTERN = rf"^[ \t]*({_NUMBER})[ \t]*(us|ms|s)[ \t]*$"
+PERCENT_PATTERN = rf"^[ \t]*({_NUMBER})[ \t]*%[ \t]*$"
+_SIZE_RE = re.compile(SIZE_PATTERN)
+_TIME_RE = re.compile(r"^[ \t]*([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)[ \t]*(us|ms|s)[ \t]*$")
 
 
 def parse_size(value: object) -> int:
@@ -31,7 +37,9 @@ def parse_size(value: object) -> int:
         raise ValueError(f"expected a size such as 24576 or \"24 KiB\", got {value!r}")
     elif value <= 0:
         raise ValueError(f"a size must be greater than 0, got {value!r}")
-    number = int(_byte_size().validate_python(value))
+    # The matched number and unit only: ByteSize reads blanks and digits its own way.
+    text = f"{match.group(1)}{match.group(2)}" if isinstance(value, str) and match else value
+    number = int(_byte_size().validate_python(text))
     if isinstance(value, str) and match and number != float(match.group(1)) * unit_bytes(match.group(2)):
         raise ValueError(f"a size must be a whole number of bytes, got {value!r}")
     if number <= 0:
@@ -72,7 +80,7 @@ def parse_duration(value: object) -> float:
     return parse_time(value)
 
 
-PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+PERCENT_RE = re.compile(PERCENT_PATTERN)
 
 
 def parse_percent(value: object) -> float | None:
