@@ -12,7 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BaselineMismatchWarning, BudgetExceeded, DelegateSkippedWarning, TFLiteError
+from .errors import (
+    BaselineMismatchWarning,
+    BudgetExceeded,
+    DelegateSkippedWarning,
+    ModelError,
+    TFLiteError,
+)
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -75,15 +81,21 @@ class BudgetChecker:
         from .reports.tables import failure_message
 
         evaluation = engine.Evaluation(eval_data, reference, metric, output)
+        candidate = None
         try:
             candidate = engine.as_model(model, variant)
             entry = engine.run(candidate, self.budget, variant or candidate.variant, self.settings,
                                test=self.test, evaluation=evaluation, sample=sample)
+        except ModelError as exc:
+            # Unreadable or unrunnable: the reports still get this test's row, every key an error.
+            name = variant or (candidate.variant if candidate is not None else None)
+            if name is not None and name in self.budget.spec.variants:
+                self._keep(engine.unmeasured_entry(candidate or model, self.budget, name,
+                                                   self.settings, self.test, str(exc)))
+            raise type(exc)(str(exc)).with_traceback(None) from None
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
-        self.entries.append(entry)
-        document = entry.to_json()
-        self._record(ENTRY_PROPERTY, json.dumps(document))
+        document = self._keep(entry)
         self._warn_skipped(entry)
         for warning in entry.warnings:
             warnings.warn(BaselineMismatchWarning(f"{self.budget.model} [{entry.variant}]: "
@@ -96,6 +108,13 @@ class BudgetChecker:
                 message += self._layer_section(candidate, reference, eval_data,
                                                engine.timeout_seconds(runtime))
             raise BudgetExceeded(message)
+        return document
+
+    def _keep(self, entry: Entry) -> dict[str, Any]:
+        """Record ``entry`` for the run's reports (and this test's JUnit properties)."""
+        self.entries.append(entry)
+        document = entry.to_json()
+        self._record(ENTRY_PROPERTY, json.dumps(document))
         return document
 
     def _layer_section(self, model: Any, reference: Any, data: Any, timeout: float) -> str:

@@ -8,7 +8,7 @@ or SavedModel reference loads TensorFlow only when it is evaluated.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -239,6 +239,38 @@ def layer_errors(model: TFLiteModel, reference: Any, data: Any,
     float_model = accuracy.float_reference_model(reference)
     return run_layers(model.path, float_model.path, prepared.inputs, prepared.names,
                       timeout=timeout)
+
+
+def unmeasured_entry(model: Any, budget: Budget, variant_name: str, settings: Settings,
+                     test: str, reason: str) -> Entry:
+    """The entry of a model that could not be measured at all (unreadable, corrupt): every key
+    of the variant is an error with ``reason``, so the reports still hold one row per test.
+
+    Its size and gzip size are the file's own when it can be read; every other figure is a
+    placeholder that no check is judged on.
+    """
+    from .measure.static import gzip_size
+
+    content = b""
+    path = model.path if isinstance(model, TFLiteModel) else model
+    if isinstance(model, (bytes, bytearray)):
+        content = bytes(model)
+    elif isinstance(path, (str, Path)):
+        try:
+            content = Path(path).read_bytes()
+        except OSError:
+            content = b""
+    measurement = Measurement(
+        size_bytes=len(content), gzip_bytes=gzip_size(content) if content else 0, ops={},
+        subgraphs=[], planned_arena_bytes=0, inputs=[], outputs=[], sparsity=0.0,
+        sparsity_layers=[], refused=reason)
+    variant = budget.variant(variant_name)
+    checks = [replace(c, measured=None, verdict="error", reason=reason, baseline=None, delta=None)
+              for c in judge(measurement, variant, budget.spec.regression, settings.context())]
+    return Entry(test, budget.model, variant_name, str(getattr(model, "recipe", "") or "tflite"),
+                 measurement, checks, [],
+                 model_path=str(path) if isinstance(path, (str, Path)) else "",
+                 budget_path=str(budget.path))
 
 
 def as_model(value: Any, variant: str | None = None) -> TFLiteModel:
