@@ -28,3 +28,11 @@ def test_digits_pruned_int8(tflite_prune, tflite_convert, tflite_budget, trained
                            variant="pruned_int8")
     tflite_budget.check(model, eval_data=(digits.x_test, digits.y_test),
                         reference=trained_cnn_tf_keras)
+
+
+@pytest.mark.tflite_budget("digits_cnn")
+def test_digits_int4(tflite_convert, tflite_budget, trained_cnn, digits):
+    # The LiteRT quantizer's int4 weight-only recipe (the quantizer extra): smaller than int8,
+    # float activations, a little less faithful.
+    model = tflite_convert(trained_cnn, recipe="lq_wi4", variant="int4")
+    tflite_budget.check(model, eval_data=(digits.x_test, digits.y_test), reference=trained_cnn)
