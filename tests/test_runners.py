@@ -91,9 +91,13 @@ def test_litert_benchmark_as_a_runner_reads_its_json_with_model_and_threads_subs
         sys.argv = ["benchmark_litert_model", *sys.argv[1:]]
         runpy.run_module("ai_edge_litert.tools.benchmark_litert_model", run_name="__main__")
         """)
+    # {python} is this interpreter; the wrapper records its argv, then runs LiteRT's benchmark.
+    command = (f"{{python}} {shlex.quote(str(folder / 'record.py'))} --model={{model}} "
+               f"--num_threads={{threads}} --num_runs=5 --warmup_runs=1 --result_json={{result}}")
+    assert wrapper.endswith(shlex.quote(str(folder / "record.py")))
     model, budget_path = _project(folder, f"""
         [tool.pytest-tflite.runners.litert]
-        command = "{wrapper} --model={{model}} --num_threads={{threads}} --num_runs=5 --warmup_runs=1 --result_json={{result}}"
+        command = "{command}"
         format = "litert-json"
         """, """
         [variants.v.latency."runner:litert"]
