@@ -30,6 +30,9 @@ OPTIONS = {
     "WHILE": "WhileOptions",
     "IF": "IfOptions",
     "CALL_ONCE": "CallOnceOptions",
+    "VAR_HANDLE": "VarHandleOptions",
+    "ASSIGN_VARIABLE": "AssignVariableOptions",
+    "READ_VARIABLE": "ReadVariableOptions",
 }
 # Values the schema's defaults get wrong for a runnable model.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"SOFTMAX": {"beta": 1.0}}
@@ -51,7 +54,9 @@ class Tensor:
 class Op:
     """``kind``: a BuiltinOperator name, or "CUSTOM" with ``custom_code``. ``options``: fields of
     the operator's options table in snake case, e.g. ``{"axis": 0}``, ``{"new_shape": [1, 4]}``,
-    ``{"cond_subgraph_index": 1, "body_subgraph_index": 2}``, ``{"init_subgraph_index": 1}``."""
+    ``{"cond_subgraph_index": 1, "body_subgraph_index": 2}``, ``{"init_subgraph_index": 1}``,
+    ``{"container": "", "shared_name": "state"}`` (VAR_HANDLE, whose output tensor has dtype
+    "resource"; ASSIGN_VARIABLE reads [handle, value], READ_VARIABLE [handle] -> [value])."""
 
     kind: str
     inputs: list[int]

@@ -9,6 +9,7 @@ from ..model import TFLiteModel
 from ..results import LayerSparsity, Measurement, Subgraph, TensorSpec
 from .planner import planned_arena
 from .sparsity import measure_sparsity
+from .state import planned_state
 
 GZIP_CHUNK = 1 << 20
 
@@ -26,9 +27,10 @@ def gzip_size(content: bytes | memoryview) -> int:
 
 
 def measure_static(model: TFLiteModel) -> Measurement:
-    """Size, gzip size, ops, subgraphs, planned arena, I/O and weight sparsity of a model, in the
-    JSON contract's keys. ``planned_arena_bytes`` is the model's total (subgraph 0 and the
-    subgraphs it calls); each subgraph also carries its own plan, counted in the total or not."""
+    """Size, gzip size, ops, subgraphs, planned arena and state, I/O and weight sparsity of a
+    model, in the JSON contract's keys. ``planned_arena_bytes`` is the model's total (subgraph 0
+    and the subgraphs it calls); each subgraph also carries its own plan, counted in the total or
+    not. ``planned_state_bytes`` is the resource variables, which live beside the arena."""
     model.view.validate()
     summary = model.view.summary()
     arena = planned_arena(model.view)
@@ -47,4 +49,5 @@ def measure_static(model: TFLiteModel) -> Measurement:
         outputs=cast(list[TensorSpec], summary["outputs"]),
         sparsity=sparsity["sparsity"],
         sparsity_layers=cast(list[LayerSparsity], sparsity["sparsity_layers"]),
+        planned_state_bytes=planned_state(model.view),
     )

@@ -200,6 +200,7 @@ def measurement_lines(measurement: Measurement) -> list[str]:
         ["size", format_value(measurement.size_bytes, "bytes")],
         ["gzip", format_value(measurement.gzip_bytes, "bytes")],
         ["planned arena", format_value(measurement.planned_arena_bytes, "bytes")],
+        ["planned state", format_value(measurement.planned_state_bytes, "bytes")],
         ["ops", ", ".join(f"{k} x{v}" for k, v in measurement.ops.items())],
         ["subgraphs", str(len(measurement.subgraphs))],
     ])
