@@ -50,6 +50,9 @@ BY_DESIGN = {
     "top_digits": re.compile(r"Exceeds the limit \(4300 digits\)"),
     # forbid_fallback names TFLite builtin ops: the list lives in LiteRT's schema, not in ours.
     "op_names": re.compile(r"is not a TFLite builtin op"),
+    # latency.<d>.per_sample.batch must be one of runtime.batch_sizes, which may come from
+    # [defaults.runtime]: a cross-table rule.
+    "per_sample_batch": re.compile(r"per_sample\.batch: batch \d+ is (never measured|not one of)"),
 }
 
 # Key-path placeholders, as budget.KEY_KINDS writes them.
