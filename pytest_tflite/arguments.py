@@ -12,11 +12,11 @@ def delegate_list(text: str) -> tuple[str, ...]:
     from .budget import DELEGATES
 
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [n for n in names if n not in DELEGATES and not n.startswith("external:")]
+    unknown = [n for n in names if n not in DELEGATES and not n.startswith(("external:", "runner:"))]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown delegate(s) {', '.join(unknown) or '(none given)'}; expected a comma-"
-            f"separated list of {', '.join(DELEGATES)} or external:PATH")
+            f"separated list of {', '.join(DELEGATES)}, external:PATH or runner:NAME")
     return names
 
 
