@@ -110,6 +110,15 @@ class InterpreterRunner:
             raise _refusal(str(exc)) from None
         self.inputs = self.interpreter.get_input_details()
 
+    @classmethod
+    def around(cls, interpreter: Any) -> InterpreterRunner:
+        """A runner over an interpreter opened elsewhere (the worker's ``run``), so that its
+        ``coverage()`` reads the kernels an evaluation ran with."""
+        runner = cls.__new__(cls)
+        runner.interpreter = interpreter
+        runner.inputs = interpreter.get_input_details()
+        return runner
+
     def _resize_batch(self, batch: int) -> None:
         """Dimension 0 of every input to ``batch``, strictly: only a batch dimension the model
         declares dynamic (-1 in its shape_signature) may change, in the interpreter's words
