@@ -131,7 +131,9 @@ def _accuracy_cell(entry: Entry) -> str:
 def _latency_cell(entry: Entry) -> str:
     cells = []
     for name, found in entry.measurement.delegates.items():
-        cells.append(f"{name} {format_ms(found.latency_ms.median)}" if found.latency_ms
+        latency = found.latency_ms
+        cells.append(f"{name} {format_ms(latency.median)}" if latency and latency.median is not None
+                     else f"{name} mean {format_ms(latency.mean)}" if latency  # a runner's text
                      else f"{name} {found.status}")
     return ", ".join(cells) or "-"
 
