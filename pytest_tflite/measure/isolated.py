@@ -35,10 +35,23 @@ class Outputs:
     names: list[str] = field(default_factory=list)  # the chosen outputs' names
     available: list[str] = field(default_factory=list)  # every output's name, signature order
     signature: bool = True  # False: no SignatureDef; names are tensor names, order tensor order
+    kernels: str = ""  # what ran: the delegate named, else "xnnpack" or its "builtin" fallback
+    delegated_nodes: int | None = None  # with a delegate named: nodes it took (coverage)
+    total_nodes: int | None = None
 
     def by_name(self) -> dict[str, Any]:
         """The chosen outputs by name, in signature order (tensor order without a signature)."""
         return dict(zip(self.names, self.arrays))
+
+
+class DelegateRefused(ModelError):
+    """A delegate named for an evaluation could not run it: ``status`` is "unavailable" (the
+    machine lacks it) or "unsupported" (it refused the model), ``reason`` in its own words."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class RunRefused(ModelError):
@@ -58,6 +71,7 @@ def run_model(
     output: str | int | None = None,
     batch: int | None = None,
     timeout: float | None = None,
+    delegate: str | None = None,
 ) -> Outputs:
     """The model's outputs (float, dequantized) on ``inputs`` (one array per model input).
 
@@ -65,15 +79,20 @@ def run_model(
     empty for inputs in the model's order. ``output``: a signature output name or an index into
     the signature order (see worker/inference.py); None for all. ``timeout`` in seconds (None: the
     default of DEFAULT_TIMEOUT_S). Names or ``output=`` that do not fit raise RunRefused.
+    ``delegate``: run under that one alone (xnnpack, builtin, reference, gpu, npu,
+    external:PATH), with no fallback: a delegate that cannot run it raises DelegateRefused.
+    None: XNNPACK, falling back to the built-in kernels where XNNPACK refuses the model.
     """
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         inputs_path = _save_inputs(Path(scratch), inputs, names)
         outputs_path = Path(scratch, "outputs.npz")
-        options = json.dumps({"output": output, "batch": batch})
+        options = json.dumps({"output": output, "batch": batch, "delegate": delegate})
         result = _worker(["run", str(model_path), str(inputs_path), str(outputs_path), options],
                          model_path, _seconds(timeout))
+        if result.get("status") in ("unavailable", "unsupported"):
+            raise DelegateRefused(str(result["status"]), str(result.get("reason")))
         if result.get("status") == "error":
             raise RunRefused(str(result.get("refused") or "inputs"), str(result.get("reason")))
         with np.load(outputs_path) as data:
@@ -82,7 +101,8 @@ def run_model(
         return Outputs(found, bool(result.get("batched")),
                        names_found or [f"output_{k}" for k in range(len(found))],
                        [str(n) for n in result.get("outputs") or names_found],
-                       bool(result.get("signature", True)))
+                       bool(result.get("signature", True)), str(result.get("kernels") or ""),
+                       result.get("delegated_nodes"), result.get("total_nodes"))
 
 
 def _seconds(timeout: float | None) -> float:

@@ -1,7 +1,9 @@
 """Subprocess entry for running a model: imports only ai_edge_litert and numpy.
 
 ``run MODEL INPUTS.npz OUTPUTS.npz [OPTIONS_JSON]`` runs the model over whole arrays (batched
-where the model allows, see inference.py) and writes the outputs, dequantized to float.
+where the model allows, see inference.py) and writes the outputs, dequantized to float. With
+``"delegate"`` in the options it runs under that delegate alone (no fallback: a refusal is that
+delegate's result) and reports the delegated node count it ran with.
 
 ``layers CANDIDATE REFERENCE INPUTS.npz`` compares each quantized activation of the candidate
 with the float reference's (see layers.py).
@@ -44,22 +46,82 @@ def run(model_path: str, inputs_path: str, outputs_path: str, options_json: str 
                          int(options.get("batch") or DEFAULT_BATCH))
 
     kernels = "xnnpack"
+    coverage: dict[str, Any] = {}
     try:
-        try:
-            found = outputs(OpResolverType.AUTO)
-        except RuntimeError as exc:
-            # XNNPACK refuses some models (sparse int8 weights behind DENSIFY): what the model
-            # computes is still checkable with the built-in kernels.
-            if "delegate" not in str(exc).lower():
-                raise
-            kernels = "builtin"
-            found = outputs(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        if options.get("delegate"):  # named: that delegate or its refusal, never a fallback
+            kernels = str(options["delegate"])
+            found, coverage = _run_under(kernels, model_path, arrays, names, options)
+        else:
+            found, kernels = _run_default(outputs, OpResolverType)
     except SelectionError as exc:  # the caller's names or output= do not fit: say so, no crash
         return {"status": "error", "refused": exc.what, "reason": str(exc)}
     # Arrays by position in the file (npz keys are not for arbitrary names), names alongside.
     np.savez(outputs_path, **{f"output_{k}": r for k, r in enumerate(found.arrays)})
     return {"batched": found.batched, "kernels": kernels, "names": found.names,
-            "outputs": found.available, "signature": found.signature}
+            "outputs": found.available, "signature": found.signature,
+            "delegated_nodes": coverage.get("delegated_nodes"),
+            "total_nodes": coverage.get("total_nodes")}
+
+
+def _run_default(outputs: Any, resolvers: Any) -> tuple[Any, str]:
+    """XNNPACK, else the built-in kernels when XNNPACK refuses the model (no delegate named);
+    and which of the two ran."""
+    try:
+        return outputs(resolvers.AUTO), "xnnpack"
+    except RuntimeError as exc:
+        # XNNPACK refuses some models (sparse int8 weights behind DENSIFY): what the model
+        # computes is still checkable with the built-in kernels.
+        if "delegate" not in str(exc).lower():
+            raise
+        return outputs(resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES), "builtin"
+
+
+def _run_under(delegate: str, model_path: str, arrays: list[Any], names: list[str],
+               options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The outputs under ``delegate`` (accuracy.delegates, fidelity.delegates, fidelity.cross)
+    and the coverage it ran with. A machine without it raises DelegateUnavailable; a delegate
+    that refuses the model raises ModelUnsupported, in the interpreter's words."""
+    import tempfile
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
+
+    from .delegates import (
+        ACCELERATORS,
+        DelegateUnavailable,
+        InterpreterRunner,
+        ModelUnsupported,
+        probe_accelerator,
+    )
+    from .inference import DEFAULT_BATCH, SelectionError, run_named
+    from .trivial import trivial_model
+
+    if delegate in ACCELERATORS:
+        with tempfile.NamedTemporaryFile(suffix=".tflite") as trivial:
+            trivial.write(trivial_model())
+            trivial.flush()
+            probe_accelerator(delegate, trivial.name)  # DelegateUnavailable without the device
+        raise DelegateUnavailable(f"evaluation on {delegate} is not supported yet (the {delegate} "
+                                  f"accelerator is present; latency and delegation are measured)")
+    resolver = {"xnnpack": OpResolverType.AUTO, "reference": OpResolverType.BUILTIN_REF}.get(
+        delegate, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    loaded = []
+    if delegate.startswith("external:"):
+        try:
+            loaded = [load_delegate(delegate.removeprefix("external:"))]
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise DelegateUnavailable(str(exc).strip()) from None
+    try:
+        interpreter = Interpreter(model_path=model_path, experimental_op_resolver_type=resolver,
+                                  experimental_delegates=loaded)
+        interpreter.allocate_tensors()
+        found = run_named(interpreter, arrays, names, options.get("output"),
+                          int(options.get("batch") or DEFAULT_BATCH))
+    except SelectionError:
+        raise
+    except (RuntimeError, ValueError) as exc:
+        words = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise ModelUnsupported(f"{delegate} refused the model: {words[:500]}") from None
+    return found, InterpreterRunner.around(interpreter).coverage()
 
 
 def layers(candidate_path: str, reference_path: str, inputs_path: str) -> dict[str, Any]:
