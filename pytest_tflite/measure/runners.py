@@ -111,15 +111,24 @@ def measure_runner(runner: Runner, model: Path, threads: int, timeout_s: float) 
             return _result(runner, threads, "error",
                            f"`{argv[0]}` exited {done.returncode}{_said(done.stderr)}")
         try:
-            found = parse(runner.format, done.stdout, done.stderr,
-                          result.read_bytes().decode("utf-8", "replace") if result.is_file()
-                          else None)
+            found = parse(runner.format, done.stdout, done.stderr, _written(result))
         except Unparsable as exc:
             return _result(runner, threads, "error",
                            f"unparsable {runner.format} output: {exc}{_said(done.stderr)}")
     found.threads = found.threads or threads
     found.runner_format = runner.format
     return found
+
+
+def _written(result: Path) -> str | None:
+    """What the runner wrote to ``{result}`` (None: nothing), bounded like its stdout."""
+    if not result.is_file():
+        return None
+    with result.open("rb") as stream:
+        text = stream.read(STDOUT_TAIL + 1)
+    if len(text) > STDOUT_TAIL:
+        raise Unparsable(f"{result.name} is larger than {STDOUT_TAIL // 2**20} MiB")
+    return text.decode("utf-8", "replace")
 
 
 def parse(output_format: str, stdout: str, stderr: str, result_file: str | None) -> DelegateResult:
