@@ -110,18 +110,51 @@ def run_candidate(path: Path, data: EvalData, output: str | int | None, *,
     ``run_reference`` counts in too. A model without a SignatureDef counts its tensors
     instead, with an OutputOrderWarning. ``timeout`` in seconds (None: the worker's default).
     """
-    return _run_tflite(path, data, output, "candidate", timeout)
+    prediction, found = _run_tflite(path, data, output, "candidate", timeout)
+    return prediction, found.batched
+
+
+@dataclass
+class DelegateRun:
+    """The candidate under one named delegate (``accuracy.delegates``, ``fidelity.delegates``,
+    ``fidelity.cross``): its chosen output, or why there is none."""
+
+    delegate: str
+    status: str  # "ok", "unavailable" (the machine lacks it) or "unsupported" (it refused)
+    reason: str = ""
+    prediction: Any = None
+    batched: bool = False
+    delegated_nodes: int | None = None  # the nodes the delegate took, as the run reported them
+    total_nodes: int | None = None
+
+
+def run_candidate_under(path: Path, data: EvalData, output: str | int | None, delegate: str, *,
+                        timeout: float | None = None) -> DelegateRun:
+    """The candidate's chosen output under ``delegate`` alone, in the worker: no fallback, so a
+    delegate the machine lacks or that refuses the model is that run's status."""
+    from .isolated import DelegateRefused
+
+    try:
+        prediction, found = _run_tflite(path, data, output, "candidate", timeout, delegate)
+    except DelegateRefused as exc:
+        return DelegateRun(delegate, exc.status, exc.reason)
+    return DelegateRun(delegate, "ok", "", prediction, found.batched, found.delegated_nodes,
+                       found.total_nodes)
 
 
 def _run_tflite(path: Path, data: EvalData, output: str | int | None, role: str,
-                timeout: float | None) -> tuple[Any, bool]:
+                timeout: float | None, delegate: str | None = None) -> tuple[Any, Any]:
+    """The chosen output and the run's ``isolated.Outputs``."""
     import numpy as np
 
-    from .isolated import RunRefused
+    from .isolated import DelegateRefused, RunRefused
 
     _check_shapes(path, data)
     try:
-        found = run_model(path, data.inputs, data.names, output=output, timeout=timeout)
+        found = run_model(path, data.inputs, data.names, output=output, timeout=timeout,
+                          delegate=delegate)
+    except DelegateRefused:
+        raise
     except RunRefused as exc:
         where = "eval_data" if exc.what == "inputs" else f"the {role} {path}"
         raise EvaluationError(f"{where}: {exc.reason}") from None
@@ -140,7 +173,7 @@ def _run_tflite(path: Path, data: EvalData, output: str | int | None, role: str,
         bad = int(np.count_nonzero(~np.isfinite(prediction)))
         raise EvaluationError(f"{path}: the {role} outputs NaN or Inf for {bad} of "
                               f"{prediction.size} values: its metrics would be meaningless")
-    return prediction, found.batched
+    return prediction, found
 
 
 def _check_shapes(path: Path, data: EvalData) -> None:
@@ -178,7 +211,7 @@ def run_reference(reference: Any, data: EvalData, output: str | int | None, *,
     if _is_tflite(reference):
         model = float_reference_model(reference)
         _refuse_quantized(model)
-        prediction, _ = _run_tflite(model.path, data, output, "reference", timeout)
+        prediction, _ = _run_tflite(model.path, data, output, "reference", timeout)  # default kernels
         return prediction
     if keras_flavour(reference) is not None:
         names = [keras_input_name(t, i) for i, t in enumerate(reference.inputs)]
