@@ -184,6 +184,32 @@ class Fidelity:
 
 
 @dataclass
+class EvaluationRun:
+    """The candidate evaluated under one named delegate (``accuracy.delegates``,
+    ``fidelity.delegates``, ``fidelity.cross``): how that run went and the kernels it ran with."""
+
+    status: DelegateStatus
+    reason: str = ""
+    delegated_nodes: int | None = None  # nodes the delegate took (0 under builtin, reference)
+    total_nodes: int | None = None
+    batched: bool | None = None
+
+
+@dataclass
+class CrossFidelity:
+    """``fidelity.cross``: the candidate under ``delegate`` against itself under ``against``,
+    on the evaluation inputs (no labels, no reference model)."""
+
+    delegate: str
+    against: str
+    top1_agreement: float | None
+    cosine: float
+    max_abs_error: float
+    snr_db: float
+    samples: int
+
+
+@dataclass
 class Measurement:
     """Everything measured of one model: static figures, then runtime and quality."""
 
@@ -205,6 +231,12 @@ class Measurement:
     # Why the model was never run (its planned arena exceeds the memory cap): every runtime and
     # quality check is then an error with this reason.
     refused: str | None = None
+    # Per named delegate (accuracy.delegates, fidelity.delegates); ``accuracy``/``fidelity``
+    # stay the default run's (XNNPACK, built-in kernels where it refuses the model).
+    accuracy_by_delegate: dict[str, Accuracy] = field(default_factory=dict)
+    fidelity_by_delegate: dict[str, Fidelity] = field(default_factory=dict)
+    fidelity_cross: CrossFidelity | None = None
+    evaluation_runs: dict[str, EvaluationRun] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -219,6 +251,14 @@ class Measurement:
             values["accuracy"] = Accuracy(**values["accuracy"])
         if values.get("fidelity") is not None:
             values["fidelity"] = Fidelity(**values["fidelity"])
+        values["accuracy_by_delegate"] = {name: Accuracy(**found) for name, found in
+                                          (values.get("accuracy_by_delegate") or {}).items()}
+        values["fidelity_by_delegate"] = {name: Fidelity(**found) for name, found in
+                                          (values.get("fidelity_by_delegate") or {}).items()}
+        if values.get("fidelity_cross") is not None:
+            values["fidelity_cross"] = CrossFidelity(**values["fidelity_cross"])
+        values["evaluation_runs"] = {name: EvaluationRun(**found) for name, found in
+                                     (values.get("evaluation_runs") or {}).items()}
         return cls(**values)
 
 
