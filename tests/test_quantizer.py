@@ -138,6 +138,20 @@ def test_every_short_name_maps_to_a_recipe_function() -> None:
     assert set(quantizer.SHORT_NAMES.values()) <= set(available)
 
 
+def test_without_the_quantizer_the_error_says_what_to_install(
+        float_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    quantizer.available_recipes.cache_clear()
+    try:
+        with pytest.raises(ConversionError, match=r"pytest-tflite\[quantizer\]"):
+            convert(float_path, "lq_wi8")
+    finally:
+        monkeypatch.undo()
+        quantizer.available_recipes.cache_clear()
+
+
 def test_unknown_name_fails_listing_the_available_ones(float_path: Path) -> None:
     with pytest.raises(ConversionError, match="no zero-argument recipe function 'wi3'") as failed:
         convert(float_path, "litert_quantizer:wi3")
@@ -148,6 +162,8 @@ def test_unknown_name_fails_listing_the_available_ones(float_path: Path) -> None
 def test_static_recipe_needs_representative_data(float_path: Path, tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="needs representative_data"):
         convert(float_path, "lq_static_a8w8")
+    with pytest.raises(ConversionError, match="always take and give integers"):
+        convert(float_path, "lq_static_a16w8", representative_data=samples(), float_io=True)
     model = convert(float_path, "lq_static_a8w8", representative_data=samples(32),
                     output_dir=tmp_path)
     assert model.variant == "lq_static_a8w8"

@@ -72,7 +72,7 @@ def convert(
         if sparse_encoding:
             raise ConversionError(f"recipe {recipe!r}: sparse_encoding applies to the converter's "
                                   f"recipes only, not to the LiteRT quantizer's")
-        return _quantize(classified, recipe, representative_data, variant=variant,
+        return _quantize(classified, recipe, representative_data, float_io, variant=variant,
                          custom_objects=custom_objects, signature=signature, sanity=sanity,
                          cache=cache, stats=stats, output_dir=output_dir, quiet=quiet,
                          timeout=timeout)
@@ -135,6 +135,7 @@ def _quantize(
     source: Source,
     recipe: str,
     representative_data: Any,
+    float_io: bool,
     *,
     variant: str | None,
     custom_objects: Mapping[str, Any] | None,
@@ -157,6 +158,10 @@ def _quantize(
             f"recipe {recipe!r} ({quantizer.PREFIX}{function}) quantizes activations statically: "
             f"it needs representative_data, a few hundred typical inputs (e.g. "
             f"representative_data=x_train[:256]) to calibrate their ranges")
+    if float_io and quantizer.needs_calibration(function):
+        raise ConversionError(
+            f"recipe {recipe!r}: float_io=True applies to the converter's int8 and int16x8 "
+            f"recipes; the quantizer's static recipes always take and give integers")
     canonical = quantizer.PREFIX + function
     thresholds = sanity_settings(sanity, canonical)
     if source.kind == "tflite":
