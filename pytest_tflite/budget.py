@@ -159,6 +159,20 @@ Delegate = Annotated[str, AfterValidator(_delegate_name),
                      WithJsonSchema({"type": "string", "pattern": f"^({_DELEGATE_PATTERN})$"})]
 
 
+def _evaluation_delegate(name: str) -> str:
+    if name in DELEGATES or (name.startswith("external:") and len(name) > len("external:")):
+        return name
+    why = "a runner reports latency only" if name.startswith(RUNNER) else "unknown delegate"
+    raise ValueError(f"{why} ({name!r}): accuracy and fidelity are evaluated under one of "
+                     f"{', '.join(DELEGATES)} or \"external:PATH\"")
+
+
+# What accuracy.delegates, fidelity.delegates and fidelity.cross run the evaluation under.
+EvaluationDelegate = Annotated[str, AfterValidator(_evaluation_delegate), WithJsonSchema(
+    {"type": "string", "pattern": f"^({_delegates_except(())})$"})]
+EvaluationDelegates = Annotated[list[EvaluationDelegate], Field(min_length=1)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -235,6 +249,8 @@ class AccuracyBudget(Strict):
     min: Number | None = None
     max: Number | None = None
     max_drop: NumberTolerance | None = None
+    # Evaluate under each (checks accuracy.<delegate>.min ...); None: the default run only.
+    delegates: EvaluationDelegates | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -261,12 +277,67 @@ class AccuracyBudget(Strict):
         return self
 
 
-class FidelityBudget(BudgetTable):
+FIDELITY_BOUNDS = ("min_top1_agreement", "min_cosine", "max_abs_error", "min_snr_db")
+
+
+class FidelityBounds(Strict):
     min_top1_agreement: Fraction | None = None
     min_cosine: Fraction | None = None
     max_abs_error: Annotated[float, BeforeValidator(_non_negative),
                              WithJsonSchema({"type": "number", "minimum": 0})] | None = None
     min_snr_db: Number | None = None
+
+    @property
+    def has_bounds(self) -> bool:
+        return any(getattr(self, name) is not None for name in FIDELITY_BOUNDS)
+
+
+def _cross_schema(schema: dict[str, Any]) -> None:
+    schema["allOf"] = [{"anyOf": [{"required": [name]} for name in FIDELITY_BOUNDS]}]
+
+
+class CrossFidelityBudget(FidelityBounds):
+    """``fidelity.cross``: the candidate under ``delegate`` against itself under ``against``,
+    on the evaluation inputs alone (no labels, no reference model)."""
+
+    model_config = ConfigDict(json_schema_extra=_cross_schema)
+    delegate: EvaluationDelegate = "xnnpack"
+    against: EvaluationDelegate = "reference"
+
+    @model_validator(mode="after")
+    def _bounded_and_two_delegates(self) -> CrossFidelityBudget:
+        if not self.has_bounds:
+            raise ValueError(f"fidelity.cross needs a bound: give at least one of "
+                             f"{', '.join(FIDELITY_BOUNDS)}")
+        if self.delegate == self.against:
+            raise ValueError(f"fidelity.cross compares two delegates: against = "
+                             f"{self.against!r} is the delegate itself (delegate defaults to "
+                             f"\"xnnpack\", against to \"reference\")")
+        return self
+
+
+def _fidelity_schema(schema: dict[str, Any]) -> None:
+    """Some bound, or a cross table; ``delegates`` applies to the plain bounds only."""
+    branches: list[dict[str, Any]] = [{"required": [name]} for name in FIDELITY_BOUNDS]
+    branches.append({"required": ["cross"], "properties": {"delegates": False}})
+    schema["allOf"] = [{"anyOf": branches}]
+
+
+class FidelityBudget(FidelityBounds):
+    model_config = ConfigDict(json_schema_extra=_fidelity_schema)
+    # Evaluate under each (checks fidelity.<delegate>.min_cosine ...); None: the default run only.
+    delegates: EvaluationDelegates | None = None
+    cross: CrossFidelityBudget | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FidelityBudget:
+        if not self.has_bounds and self.cross is None:
+            raise ValueError(f"empty budget table: give at least one of "
+                             f"{', '.join(FIDELITY_BOUNDS)}, cross, or remove it")
+        if self.delegates is not None and not self.has_bounds:
+            raise ValueError(f"fidelity.delegates applies to {', '.join(FIDELITY_BOUNDS)}: give "
+                             f"one of them (fidelity.cross names its own two delegates)")
+        return self
 
 
 class LayerSparsity(Strict):
@@ -691,6 +762,7 @@ KEY_KINDS: dict[str, tuple[str, ...]] = {
         "accuracy.min", "accuracy.max", "accuracy.max_drop",
         "fidelity.min_top1_agreement", "fidelity.min_cosine", "fidelity.max_abs_error",
         "fidelity.min_snr_db",
+        *(f"fidelity.cross.{key}" for key in FIDELITY_BOUNDS),
         "sparsity.min", "sparsity.pattern", "sparsity.layers.<layer>.min",
         *(f"latency.<delegate>.{key}" for key in LatencyBudget.model_fields
           if key != "per_sample"),
@@ -701,6 +773,8 @@ KEY_KINDS: dict[str, tuple[str, ...]] = {
     ),
     "setting": (
         "model", "source", "accuracy.metric", "accuracy.direction",
+        "accuracy.delegates", "fidelity.delegates", "fidelity.cross.delegate",
+        "fidelity.cross.against",
         "runtime.threads", "runtime.delegates", "runtime.warmup.min_runs",
         "runtime.warmup.min_seconds", "runtime.timing.min_runs", "runtime.timing.min_seconds",
         "runtime.input_shapes.<input>", "runtime.seed", "runtime.timeout", "runtime.max_memory",
