@@ -6,7 +6,8 @@
 Write trials SIGKILL a process at a seeded random line inside one of the plugin's writes (the
 reports, the baseline save, the budget rewrite: replayed on the entries of a real -n 4 run of
 four budget files with ``.tflite`` sources; the conversion cache: four processes sharing one
-cache, each killed at its own point), then check what the next run finds: every file whole (old
+cache, each killed at its own point, or one alone, at a point in a whole lookup or in its
+writes), then check what the next run finds: every file whole (old
 or new), and every incomplete entry refused or redone with a message naming it. ``--sessions``
 real -n 4 runs are killed the same way inside their own end-of-run writes; ``--pipeline`` -n 4
 runs convert ``.tflite`` sources with a LiteRT quantizer recipe (the cache's path without
@@ -166,33 +167,38 @@ def pipeline_trial(project: Path, total: int, rng: random.Random, tally: Tally) 
 def main(trials: int = 54, sessions: int = 3, controller_kills: int = 5,
          seed: int = 0, pipeline: int = 2) -> dict[str, Any]:
     rng = random.Random(seed)
-    tally = Tally()
+    kinds = [*WRITE_KINDS, "cache"]
+    tallies = {kind: Tally() for kind in [*kinds, "-n 4 sessions", "-n 4 quantizer runs"]}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hardening-kill-") as scratch:
         root = Path(scratch)
         project = controller_project(root / "project")
         directory, total = cache_setup(root / "cache")
-        kinds = [*WRITE_KINDS, "cache"]
-        per_kind = {kind: 0 for kind in kinds}
         for trial in range(trials):
             kind = kinds[trial % len(kinds)]
-            per_kind[kind] += 1
             if kind == "cache":
-                cache_trial(directory, rng, tally, total)
+                users, target = ((4, "get_or_create"), (1, "get_or_create"), (1, "put"))[
+                    trial // len(kinds) % 3]
+                cache_trial(directory, rng, tallies[kind], total, users, target)
             else:
-                write_trial(project, kind, rng, tally, trial)
-        session_kinds = [session_trial(project, rng, tally) for _ in range(sessions)]
+                write_trial(project, kind, rng, tallies[kind], trial)
+        session_kinds = [session_trial(project, rng, tallies["-n 4 sessions"])
+                         for _ in range(sessions)]
         if pipeline:
             quantizing, lines = pipeline_project(root / "pipeline")
             for _ in range(pipeline):
-                pipeline_trial(quantizing, lines, rng, tally)
+                pipeline_trial(quantizing, lines, rng, tallies["-n 4 quantizer runs"])
         cleanups = [kill_controller_trial(root / f"controller{i}") for i in range(controller_kills)]
     seconds = [c["seconds"] for c in cleanups]
+    by_kind = {kind: tally.as_dict() for kind, tally in tallies.items() if tally.trials}
     return {
-        **tally.as_dict(),
-        "trials per kind": per_kind,
-        "killed -n 4 sessions": session_kinds,
-        "killed -n 4 quantizer runs (cache)": pipeline,
+        "kill trials run": sum(t.trials for t in tallies.values()),
+        "files found corrupt": sum(len(t.corrupt) for t in tallies.values()),
+        "incomplete entries redone silently": sum(len(t.silent) for t in tallies.values()),
+        "used valid": sum(t.used_valid for t in tallies.values()),
+        "redone": sum(t.redone for t in tallies.values()),
+        "by kind": by_kind,
+        "killed -n 4 sessions in": session_kinds,
         "orphan-cleanup seconds": {**summary(seconds), "each": [round(s, 2) for s in seconds]}
         if seconds else None,
         "orphans left": sum(len(c["left"]) for c in cleanups),

@@ -42,7 +42,7 @@ KILLPOINT = textwrap.dedent(
     import json, os, signal, sys
 
     TARGETS = {"publish": "publish.py", "save": "baseline.py",
-               "update_budget_files": "ratchet.py", "get_or_create": "cache.py"}
+               "update_budget_files": "ratchet.py", "get_or_create": "cache.py", "put": "cache.py"}
     WATCHED = ("pytest_tflite", "tempfile.py", "pathlib.py", os.sep + "os.py")
 
     def arm():
@@ -336,8 +336,8 @@ class Tally:
     trials: int = 0
     killed: int = 0  # trials the kill point fell inside the write (else it completed)
     corrupt: list[str] = field(default_factory=list)  # files half-written, or trusted when bad
-    used_valid: int = 0
-    redone: int = 0
+    used_valid: int = 0  # entries or files the next run could use as they were
+    redone: int = 0  # entries the next run made again (cache) or refused, to save again
     said_so: int = 0  # incomplete entries the next run named in a warning or an error
     silent: list[str] = field(default_factory=list)  # incomplete entries redone without a word
 
@@ -458,14 +458,19 @@ def check_budgets(project: Path, tally: Tally) -> None:
             tally.corrupt.append(f"{budget}: {text!r}")
 
 
-def cache_trial(directory: Path, rng: random.Random, tally: Tally, total: int,
-                users: int = 4) -> None:
-    """``users`` processes sharing one cache, each killed at its own point; then a clean user."""
+def cache_trial(directory: Path, rng: random.Random, tally: Tally, totals: dict[str, int],
+                users: int = 4, target: str = "get_or_create") -> None:
+    """``users`` processes sharing one cache, each killed at its own point; then a clean user.
+    With several, a survivor usually completes what the killed left; one alone leaves it.
+    ``target``: kill points over all of ``get_or_create``, or only its writes (``put``)."""
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)  # so that the killed users write, not hit
     script = directory.parent / "cache_user.py"
     processes = [subprocess.Popen(
         [sys.executable, str(script), str(directory), ",".join(rng.sample(CACHE_KEYS, 4))],
         cwd=script.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=inner_environment(KILL_TARGET="get_or_create", KILL_AT=str(rng.randint(1, total))))
+        env=inner_environment(KILL_TARGET=target, KILL_AT=str(rng.randint(1, totals[target]))))
         for _ in range(users)]
     for process in processes:
         _, error = process.communicate(timeout=120)
@@ -506,15 +511,18 @@ def run_cache_user(directory: Path, keys: list[str], **environment: str) -> str:
     return result.stdout.decode().strip().splitlines()[-1]
 
 
-def cache_setup(root: Path) -> tuple[Path, int]:
-    """A cache user script and the lines a complete first pass over every key takes."""
+def cache_setup(root: Path) -> tuple[Path, dict[str, int]]:
+    """A cache user script, and the lines a complete first pass over every key takes: in all of
+    ``get_or_create``, and in its writes (``put``)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "killpoint.py").write_text(KILLPOINT)
     (root / "cache_user.py").write_text(CACHE_USER)
-    counts = root / "count.out"
-    run_cache_user(root / "scratch", CACHE_KEYS, KILL_TARGET="get_or_create",
-                   KILL_COUNTS=str(counts))
-    return root / "cache", int(counts.read_text())
+    totals = {}
+    for target in ("get_or_create", "put"):
+        counts = root / f"count.{target}"
+        run_cache_user(root / target, CACHE_KEYS, KILL_TARGET=target, KILL_COUNTS=str(counts))
+        totals[target] = int(counts.read_text())
+    return root / "cache", totals
 
 
 def summary(seconds: list[float]) -> dict[str, float]:
@@ -547,7 +555,8 @@ def test_killed_writes_leave_whole_files_and_the_next_run_says_what_it_redid(
     for trial, kind in enumerate(WRITE_KINDS):  # many more in bench/hardening_kill.py
         write_trial(project, kind, rng, tally, trial)
     directory, total = cache_setup(tmp_path / "cache")
-    cache_trial(directory, rng, tally, total)
+    for users, target in ((4, "get_or_create"), (1, "put")):
+        cache_trial(directory, rng, tally, total, users, target)
     assert not tally.corrupt, tally.as_dict()
     assert not tally.silent, tally.as_dict()
     assert tally.killed, tally.as_dict()  # the seeded points did land inside writes
