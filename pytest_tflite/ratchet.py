@@ -30,6 +30,8 @@ The rules, one per budget key (``RULES``; ``LEFT_ALONE`` says why the others nev
   check changes nothing. Several tests checking one variant of one file: the most demanding
   measurement (the largest under an upper limit, the smallest over a lower one) sets the limit,
   so every test that ran still passes. Tests that did not run (``-k``, deselected) are not seen.
+  Checks per delegate (``accuracy.reference.min``, under ``accuracy.delegates``) are one limit
+  in the file: the most demanding delegate sets it. ``fidelity.cross.*`` moves like ``fidelity.*``.
 - **Written back in the file's style**: a size string keeps its unit (``"48 KiB"`` ->
   ``"43 KiB"``), stepping down to a smaller unit (KiB -> B, MB -> KB) when the whole number
   would be below 10, so rounding to a whole unit never adds more than 10%; a bare number of
@@ -92,6 +94,11 @@ RULES: dict[str, Rule] = {
     "fidelity.min_cosine": Rule("lower", "fraction"),
     "fidelity.max_abs_error": Rule("upper", "number"),
     "fidelity.min_snr_db": Rule("lower", "number"),
+    # fidelity.cross: the same figures, between two delegates of one model.
+    "fidelity.cross.min_top1_agreement": Rule("lower", "fraction"),
+    "fidelity.cross.min_cosine": Rule("lower", "fraction"),
+    "fidelity.cross.max_abs_error": Rule("upper", "number"),
+    "fidelity.cross.min_snr_db": Rule("lower", "number"),
     "sparsity.min": Rule("lower", "fraction"),
     "sparsity.layers.<layer>.min": Rule("lower", "fraction"),
     "delegation.<delegate>.min_fraction": Rule("lower", "delegated_fraction"),
@@ -165,6 +172,11 @@ def rule_for(metric: str) -> tuple[Rule | None, tuple[str, ...]]:
         # A delegate may be "external:/path/lib.so": every part between table and key is its name.
         keys = (parts[0], ".".join(parts[1:-1]), parts[-1])
         pattern = f"{parts[0]}.<delegate>.{parts[-1]}"
+    elif parts[0] in ("accuracy", "fidelity") and len(parts) >= 3 and parts[1] != "cross":
+        # accuracy.reference.min is the file's one accuracy.min, judged under each of
+        # accuracy.delegates (a delegate may be "external:/path/lib.so", dots and all).
+        keys = (parts[0], parts[-1])
+        pattern = ".".join(keys)
     elif parts[:2] == ["sparsity", "layers"] and len(parts) >= 4:
         keys = ("sparsity", "layers", ".".join(parts[2:-1]), parts[-1])
         pattern = f"sparsity.layers.<layer>.{parts[-1]}"
@@ -185,12 +197,14 @@ def demands(entries: Iterable[Entry], options: RatchetOptions) -> list[Demand]:
             if (rule is None or check.verdict not in ("pass", "fail") or measured is None
                     or not math.isfinite(measured) or (rule.timing and not options.timing)):
                 continue
-            key = (entry.budget_path, entry.variant, check.metric)
+            # Keyed by the file's key: several delegates' checks of one limit make one demand.
+            metric = ".".join(rule_for(check.metric)[1])
+            key = (entry.budget_path, entry.variant, metric)
             seen = found.get(key)
             if seen is not None:
                 worse = max if rule.direction == "upper" else min
                 measured = worse(seen.measured, measured)
-            found[key] = Demand(entry.budget_path, entry.variant, check.metric, measured, rule)
+            found[key] = Demand(entry.budget_path, entry.variant, metric, measured, rule)
     return list(found.values())
 
 
