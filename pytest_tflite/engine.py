@@ -16,7 +16,16 @@ from .budget import Budget, RuntimeSettings, Variant
 from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
 from .regressions import NO_BASELINE
-from .results import Accuracy, DelegateResult, Entry, Fidelity, Measurement, Verdict
+from .results import (
+    Accuracy,
+    CrossFidelity,
+    DelegateResult,
+    Entry,
+    EvaluationRun,
+    Fidelity,
+    Measurement,
+    Verdict,
+)
 from .runner_config import PREFIX as RUNNER
 from .runner_config import Runners
 from .verdicts import Context, delegates_named, judge
@@ -191,14 +200,23 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
 
 def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
              evaluation: Evaluation, settings: Settings, timeout: float) -> None:
-    """Accuracy (with labels) and fidelity (with a reference), from one pass over the data."""
+    """Accuracy (with labels) and fidelity (with a reference), from one pass over the data; and
+    the same per delegate where ``accuracy.delegates``, ``fidelity.delegates`` or
+    ``fidelity.cross`` name them, one run of the candidate under each."""
     from .measure import accuracy, metrics
     from .measure.lock import shared, wait_limit
 
     prepared = accuracy.eval_data(evaluation.data)
     with shared(settings.lock_file, wait_limit(timeout)):
-        candidate, batched = accuracy.run_candidate(model.path, prepared, evaluation.output,
-                                                    timeout=timeout)
+        runs = {name: accuracy.run_candidate_under(model.path, prepared, evaluation.output, name,
+                                                   timeout=timeout)
+                for name in evaluation_delegates(variant)}
+        default = runs.get("xnnpack")
+        if default is not None and default.status == "ok":  # what the default run would give
+            candidate, batched = default.prediction, default.batched
+        else:
+            candidate, batched = accuracy.run_candidate(model.path, prepared, evaluation.output,
+                                                        timeout=timeout)
         expected = (accuracy.run_reference(evaluation.reference, prepared, evaluation.output,
                                            timeout=timeout)
                     if evaluation.reference is not None else None)
@@ -211,16 +229,49 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
             "accuracy = { metric = \"custom\", direction = \"higher\" | \"lower\", ... }")
     else:
         name, higher = "top1", True
-    if prepared.labels is not None:
-        found = metrics.score(name, prepared.labels, candidate, evaluation.metric)
+
+    def scored(prediction: Any, batched: bool) -> Accuracy:
+        found = metrics.score(name, prepared.labels, prediction, evaluation.metric)
         base = (metrics.score(name, prepared.labels, expected, evaluation.metric)
                 if expected is not None else None)
-        measurement.accuracy = Accuracy(
-            metric=name, candidate=found, reference=base,
-            drop=metrics.drop(name, found, base, higher) if base is not None else None,
-            samples=prepared.samples, batched=batched)
+        return Accuracy(metric=name, candidate=found, reference=base,
+                        drop=metrics.drop(name, found, base, higher) if base is not None else None,
+                        samples=prepared.samples, batched=batched)
+
+    if prepared.labels is not None:
+        measurement.accuracy = scored(candidate, batched)
     if expected is not None:
         measurement.fidelity = Fidelity(**metrics.fidelity(candidate, expected))
+    measurement.evaluation_runs = {
+        delegate: EvaluationRun(run.status, run.reason, run.delegated_nodes, run.total_nodes,
+                                run.batched if run.status == "ok" else None)
+        for delegate, run in runs.items()}
+    ran = {delegate: run for delegate, run in runs.items() if run.status == "ok"}
+    if budget is not None and prepared.labels is not None:
+        measurement.accuracy_by_delegate = {delegate: scored(ran[delegate].prediction,
+                                                             ran[delegate].batched)
+                                            for delegate in budget.delegates or [] if delegate in ran}
+    fidelity = variant.fidelity
+    if fidelity is not None and expected is not None:
+        measurement.fidelity_by_delegate = {
+            delegate: Fidelity(**metrics.fidelity(ran[delegate].prediction, expected))
+            for delegate in fidelity.delegates or [] if delegate in ran}
+    cross = fidelity.cross if fidelity is not None else None
+    if cross is not None and cross.delegate in ran and cross.against in ran:
+        measurement.fidelity_cross = CrossFidelity(
+            cross.delegate, cross.against, samples=prepared.samples,
+            **metrics.fidelity(ran[cross.delegate].prediction, ran[cross.against].prediction))
+
+
+def evaluation_delegates(variant: Variant) -> list[str]:
+    """The delegates the variant's accuracy and fidelity budgets are evaluated under, in order;
+    none for the default run alone."""
+    named: list[str] = [*(variant.accuracy.delegates or [] if variant.accuracy else [])]
+    if variant.fidelity is not None:
+        named += variant.fidelity.delegates or []
+        if variant.fidelity.cross is not None:
+            named += [variant.fidelity.cross.delegate, variant.fidelity.cross.against]
+    return list(dict.fromkeys(named))
 
 
 def explains_quality(entry: Entry) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvaluationError, OutputOrderWarning, TFLiteError
+from ..results import DelegateStatus
 from .isolated import run_model
 
 
@@ -120,7 +121,7 @@ class DelegateRun:
     ``fidelity.cross``): its chosen output, or why there is none."""
 
     delegate: str
-    status: str  # "ok", "unavailable" (the machine lacks it) or "unsupported" (it refused)
+    status: DelegateStatus  # ok, unavailable (the machine lacks it), unsupported (it refused)
     reason: str = ""
     prediction: Any = None
     batched: bool = False
@@ -137,7 +138,8 @@ def run_candidate_under(path: Path, data: EvalData, output: str | int | None, de
     try:
         prediction, found = _run_tflite(path, data, output, "candidate", timeout, delegate)
     except DelegateRefused as exc:
-        return DelegateRun(delegate, exc.status, exc.reason)
+        status: DelegateStatus = "unavailable" if exc.status == "unavailable" else "unsupported"
+        return DelegateRun(delegate, status, exc.reason)
     return DelegateRun(delegate, "ok", "", prediction, found.batched, found.delegated_nodes,
                        found.total_nodes)
 
