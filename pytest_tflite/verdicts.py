@@ -9,9 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .budget import AccuracyBudget, DelegationBudget, PerSampleBudget, Regression, Variant
+from .budget import (
+    AccuracyBudget,
+    DelegationBudget,
+    FidelityBounds,
+    PerSampleBudget,
+    Regression,
+    Variant,
+)
 from .regressions import NO_BASELINE, regression_checks
-from .results import Accuracy, Check, DelegateResult, Fidelity, Measurement, Verdict
+from .results import (
+    Accuracy,
+    Check,
+    CrossFidelity,
+    DelegateResult,
+    Fidelity,
+    Measurement,
+    Verdict,
+)
 
 LATENCY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
     "median": lambda d: d.latency_ms.median if d.latency_ms else None,
@@ -84,8 +99,8 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
         checks += delegates.delegation(delegate, delegation)
     quality: list[Check] = []
     if variant.accuracy is not None:
-        quality += _accuracy_checks(measurement.accuracy, variant.accuracy, context.without_data)
-    quality += _fidelity_checks(measurement.fidelity, variant, context.without_data)
+        quality += _accuracy_by_delegate(measurement, variant.accuracy, context)
+    quality += _fidelity_by_delegate(measurement, variant, context)
     if measurement.refused:  # never run: what needed running is an error, for that reason
         quality = [replace(c, verdict="error", reason=measurement.refused)
                    if c.measured is None else c for c in quality]
@@ -141,9 +156,74 @@ def _pattern_check(measurement: Measurement, pattern: str) -> Check:
                         + (f" in {layers}" if layers else ""))
 
 
+def _accuracy_by_delegate(measurement: Measurement, budget: AccuracyBudget,
+                          context: Context) -> list[Check]:
+    """``accuracy.min`` ... for the default run; ``accuracy.<delegate>.min`` ... for each of
+    ``accuracy.delegates``."""
+    if not budget.delegates:
+        return _accuracy_checks(measurement.accuracy, budget, context.without_data)
+    checks = []
+    for delegate in dict.fromkeys(budget.delegates):
+        found = measurement.accuracy_by_delegate.get(delegate)
+        checks += _unevaluated(_accuracy_checks(found, budget, context.without_data,
+                                                f"accuracy.{delegate}"),
+                               measurement, [delegate], context)
+    return checks
+
+
+def _fidelity_by_delegate(measurement: Measurement, variant: Variant,
+                          context: Context) -> list[Check]:
+    """``fidelity.min_cosine`` ... for the default run, ``fidelity.<delegate>.min_cosine`` ...
+    for each of ``fidelity.delegates``, and ``fidelity.cross.min_cosine`` ... between the two
+    delegates of ``fidelity.cross``."""
+    budget = variant.fidelity
+    if budget is None:
+        return []
+    needs = ("not checked: needs eval_data and reference=" if context.without_data == "error"
+             else "not checked (needs data)")
+    if not budget.delegates:
+        checks = _fidelity_checks(measurement.fidelity, budget, context.without_data, "fidelity",
+                                  needs)
+    else:
+        checks = []
+        for delegate in dict.fromkeys(budget.delegates):
+            found = measurement.fidelity_by_delegate.get(delegate)
+            checks += _unevaluated(_fidelity_checks(found, budget, context.without_data,
+                                                    f"fidelity.{delegate}", needs),
+                                   measurement, [delegate], context)
+    cross = budget.cross
+    if cross is not None:
+        needs = ("not checked: needs eval_data" if context.without_data == "error"
+                 else "not checked (needs data)")
+        checks += _unevaluated(_fidelity_checks(measurement.fidelity_cross, cross,
+                                                context.without_data, "fidelity.cross", needs),
+                               measurement, [cross.delegate, cross.against], context)
+    return checks
+
+
+def _unevaluated(checks: list[Check], measurement: Measurement, delegates: list[str],
+                 context: Context) -> list[Check]:
+    """Unmeasured checks of a delegate's evaluation, with that delegate's reason: a machine
+    without it skips (fails with require_delegates), a model it refuses fails."""
+    for delegate in delegates:
+        run = measurement.evaluation_runs.get(delegate)
+        if run is None or run.status == "ok":
+            continue
+        if run.status == "unavailable":
+            verdict: Verdict = "fail" if context.require_delegates else "skip"
+            reason = f"{delegate} unavailable on this machine: {run.reason}"
+        elif run.status == "unsupported":
+            verdict, reason = "fail", f"the model cannot run under {delegate}: {run.reason}"
+        else:
+            verdict, reason = "error", f"{delegate}: {run.reason}"
+        return [replace(c, verdict=verdict, reason=reason) if c.measured is None else c
+                for c in checks]
+    return checks
+
+
 def _accuracy_checks(found: Accuracy | None, budget: AccuracyBudget,
-                     without_data: Verdict) -> list[Check]:
-    wanted = [(f"accuracy.{key}", getattr(budget, key)) for key in ("min", "max", "max_drop")]
+                     without_data: Verdict, prefix: str = "accuracy") -> list[Check]:
+    wanted = [(f"{prefix}.{key}", getattr(budget, key)) for key in ("min", "max", "max_drop")]
     wanted = [(metric, limit) for metric, limit in wanted if limit is not None]
     if found is None:
         reason = ("not checked: needs eval_data=(x, y)" if without_data == "error"
@@ -152,9 +232,9 @@ def _accuracy_checks(found: Accuracy | None, budget: AccuracyBudget,
     checks = []
     candidate = found.candidate
     for metric, limit in wanted:
-        if metric == "accuracy.min":
+        if metric.endswith(".min"):
             checks.append(Check(metric, candidate, limit, "pass" if candidate >= limit else "fail"))
-        elif metric == "accuracy.max":
+        elif metric.endswith(".max"):
             checks.append(Check(metric, candidate, limit, "pass" if candidate <= limit else "fail"))
         elif found.reference is None or found.drop is None:
             checks.append(Check(metric, None, None, "error",
@@ -169,21 +249,16 @@ def _accuracy_checks(found: Accuracy | None, budget: AccuracyBudget,
     return checks
 
 
-def _fidelity_checks(found: Fidelity | None, variant: Variant,
-                     without_data: Verdict) -> list[Check]:
-    budget = variant.fidelity
-    if budget is None:
-        return []
+def _fidelity_checks(found: Fidelity | CrossFidelity | None, budget: FidelityBounds,
+                     without_data: Verdict, prefix: str, needs: str) -> list[Check]:
     checks = []
     for key, (measured_key, higher) in FIDELITY_KEYS.items():
         limit = getattr(budget, key)
         if limit is None:
             continue
-        metric = f"fidelity.{key}"
+        metric = f"{prefix}.{key}"
         if found is None:
-            checks.append(Check(metric, None, limit, without_data,
-                                reason="not checked: needs eval_data and reference="
-                                if without_data == "error" else "not checked (needs data)"))
+            checks.append(Check(metric, None, limit, without_data, reason=needs))
             continue
         value = getattr(found, measured_key)
         if value is None:
