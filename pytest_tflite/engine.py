@@ -154,9 +154,13 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
         if refused is None:
             return _measure_running(model, variant, settings, runtime, measurement, evaluation,
                                     sample, budget.path)
+    # The cap is this machine's: a runner (a phone, a device farm) still measures the model.
     measurement.refused = refused
+    wanted = _delegates_wanted(variant, settings, runtime)
     measurement.delegates = {name: DelegateResult("error", refused)
-                             for name in _delegates_wanted(variant, settings, runtime)}
+                             for name in wanted if not name.startswith(RUNNER)}
+    measurement.delegates.update(_run_runners(model, [n for n in wanted if n.startswith(RUNNER)],
+                                              settings, runtime, budget.path))
     return measurement
 
 
@@ -187,15 +191,21 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
 
         measurement.delegates = measure_delegates(model.path, wanted, runtime,
                                                   lock_file=settings.lock_file, sample=sample)
-    if runners:
-        from . import runner_config
-        from .measure.runners import measure_runners
-
-        declared = settings.runners if settings.runners is not None else runner_config.load(
-            runner_config.find_pyproject(budget_path.resolve().parent))
-        measurement.delegates.update(measure_runners(model.path, runners, declared, runtime,
-                                                     lock_file=settings.lock_file))
+    measurement.delegates.update(_run_runners(model, runners, settings, runtime, budget_path))
     return measurement
+
+
+def _run_runners(model: TFLiteModel, runners: list[str], settings: Settings,
+                 runtime: dict[str, Any], budget_path: Path) -> dict[str, DelegateResult]:
+    """The declared runners the variant names (``runner:NAME``), each measured by its command."""
+    if not runners:
+        return {}
+    from . import runner_config
+    from .measure.runners import measure_runners
+
+    declared = settings.runners if settings.runners is not None else runner_config.load(
+        runner_config.find_pyproject(budget_path.resolve().parent))
+    return measure_runners(model.path, runners, declared, runtime, lock_file=settings.lock_file)
 
 
 def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
