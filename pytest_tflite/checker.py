@@ -142,6 +142,12 @@ class BudgetChecker:
                     f"{self.budget.model}: {name} budgets skipped, the delegate is unavailable "
                     f"here ({found.reason[:200]}); --tflite-require-delegates makes this fail"
                 ), stacklevel=3)
+        for name, run in entry.measurement.evaluation_runs.items():
+            if run.status == "unavailable":
+                warnings.warn(DelegateSkippedWarning(
+                    f"{self.budget.model}: {name} accuracy/fidelity skipped, the delegate is "
+                    f"unavailable here ({run.reason[:200]}); --tflite-require-delegates makes "
+                    f"this fail"), stacklevel=3)
 
     def skip_reason(self) -> str | None:
         """When every check of every ``check()`` call was skipped: why, for the skipped test."""
