@@ -146,6 +146,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Walk:
         [variants.top1]
         accuracy = {{ metric = "top1", min = 0 }}
         sparsity = {{ pattern = "1:2" }}
+        fidelity = {{ cross = {{ max_abs_error = 1 }} }}
 
         [variants.mae]
         accuracy = {{ metric = "mae", max = 1000 }}
@@ -178,7 +179,11 @@ def _faked(found: Measurement) -> Measurement:
     delegates[RUNNER] = DelegateResult("ok", latency_ms=found.delegates["xnnpack"].latency_ms,
                                        init_ms=1.0, first_invoke_ms=1.0, cpu_ms=1.0,
                                        runner_format="pytest-tflite-json")
-    return dataclasses.replace(found, delegates=delegates)
+    # fidelity.cross was measured (xnnpack against reference), but the two agree to ~1e-7: 2x
+    # of a cosine that close to 1 is no fraction. The plain fidelity's figures stand in.
+    assert found.fidelity_cross is not None and found.fidelity is not None
+    cross = dataclasses.replace(found.fidelity_cross, **dataclasses.asdict(found.fidelity))
+    return dataclasses.replace(found, delegates=delegates, fidelity_cross=cross)
 
 
 def _measured_value(key: str, walk: Walk, delegate: str) -> float:
@@ -214,6 +219,10 @@ def _measured_value(key: str, walk: Walk, delegate: str) -> float:
         "fidelity.min_cosine": lambda: m.fidelity.cosine,  # type: ignore[union-attr]
         "fidelity.max_abs_error": lambda: m.fidelity.max_abs_error,  # type: ignore[union-attr]
         "fidelity.min_snr_db": lambda: m.fidelity.snr_db,  # type: ignore[union-attr]
+        "fidelity.cross.min_top1_agreement": lambda: m.fidelity_cross.top1_agreement,  # type: ignore[union-attr,return-value]
+        "fidelity.cross.min_cosine": lambda: m.fidelity_cross.cosine,  # type: ignore[union-attr]
+        "fidelity.cross.max_abs_error": lambda: m.fidelity_cross.max_abs_error,  # type: ignore[union-attr]
+        "fidelity.cross.min_snr_db": lambda: m.fidelity_cross.snr_db,  # type: ignore[union-attr]
         "sparsity.min": lambda: m.sparsity,
         "sparsity.layers.<layer>.min": lambda: next(
             layer["sparsity"] for layer in m.sparsity_layers if layer["name"] == _layer(m)),
@@ -562,6 +571,60 @@ def effect_per_sample_batch(folder: Path, mlp: Any) -> None:
         assert check.reason == f"at batch {batch}"
 
 
+def effect_accuracy_delegates(folder: Path, mlp: Any) -> None:
+    # One accuracy per named delegate, and checks named by it.
+    x = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
+    for delegates in (["reference"], ["xnnpack", "builtin"]):
+        entry = _measure(folder, f'delegates = ["builtin"]\n{FAST}', mlp,
+                         budgets=f"accuracy = {{ min = 0, delegates = {json.dumps(delegates)} }}",
+                         evaluation=engine.Evaluation((x, np.zeros(20))))
+        assert list(entry.measurement.accuracy_by_delegate) == delegates
+        assert [c.metric for c in entry.checks if c.metric.startswith("accuracy")] == [
+            f"accuracy.{d}.min" for d in delegates]
+
+
+def effect_fidelity_delegates(folder: Path, mlp: Any) -> None:
+    from .conftest import keras3_mlp
+
+    x = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
+    for delegates in (["reference"], ["xnnpack", "builtin"]):
+        entry = _measure(folder, f'delegates = ["builtin"]\n{FAST}', mlp,
+                         budgets=f"fidelity = {{ max_abs_error = 100, "
+                                 f"delegates = {json.dumps(delegates)} }}",
+                         evaluation=engine.Evaluation(x, keras3_mlp(seed=1)))
+        assert list(entry.measurement.fidelity_by_delegate) == delegates
+        assert [c.metric for c in entry.checks if c.metric.startswith("fidelity")] == [
+            f"fidelity.{d}.max_abs_error" for d in delegates]
+
+
+def _cross(folder: Path, mlp: Any, table: str) -> Any:
+    x = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
+    entry = _measure(folder, f'delegates = ["builtin"]\n{FAST}', mlp,
+                     budgets=f"fidelity = {{ cross = {{ {table}, max_abs_error = 1 }} }}",
+                     evaluation=engine.Evaluation(x))  # no labels, no reference
+    assert entry.measurement.fidelity_cross is not None
+    return entry.measurement
+
+
+def effect_fidelity_cross_delegate(folder: Path, mlp: Any) -> None:
+    # The delegate picks the kernels of the first run: XNNPACK takes the MLP's nodes, builtin none.
+    nodes = {}
+    for delegate in ("xnnpack", "builtin"):
+        found = _cross(folder, mlp, f'delegate = "{delegate}"')
+        assert (found.fidelity_cross.delegate, found.fidelity_cross.against) == (delegate,
+                                                                                 "reference")
+        nodes[delegate] = found.evaluation_runs[delegate].delegated_nodes
+    assert nodes["builtin"] == 0 and nodes["xnnpack"] > 0
+
+
+def effect_fidelity_cross_against(folder: Path, mlp: Any) -> None:
+    for against in ("reference", "builtin"):
+        found = _cross(folder, mlp, f'against = "{against}"')
+        assert (found.fidelity_cross.delegate, found.fidelity_cross.against) == ("xnnpack",
+                                                                                 against)
+        assert set(found.evaluation_runs) == {"xnnpack", against}
+
+
 SETTING_EFFECTS: dict[str, Callable[[Path, Any], None]] = {
     "model": effect_model,
     "source": effect_source,
@@ -579,6 +642,10 @@ SETTING_EFFECTS: dict[str, Callable[[Path, Any], None]] = {
     "latency.<delegate>.per_sample.batch": effect_per_sample_batch,
     "accuracy.metric": effect_accuracy_metric,
     "accuracy.direction": effect_accuracy_direction,
+    "accuracy.delegates": effect_accuracy_delegates,
+    "fidelity.delegates": effect_fidelity_delegates,
+    "fidelity.cross.delegate": effect_fidelity_cross_delegate,
+    "fidelity.cross.against": effect_fidelity_cross_against,
 }
 
 
