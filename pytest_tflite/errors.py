@@ -43,5 +43,9 @@ class OutputOrderWarning(UserWarning):
     """A model without a SignatureDef: its outputs were paired by tensor order, not by name."""
 
 
+class CacheEntryWarning(UserWarning):
+    """A cache entry was incomplete or corrupt (a run killed while writing it): it was redone."""
+
+
 class BaselineMismatchWarning(UserWarning):
     """The baseline was measured in another environment (libraries, CPU, threads)."""

@@ -125,7 +125,8 @@ CACHE_USER = textwrap.dedent(
     import hashlib, json, sys, warnings
     from pathlib import Path
     import killpoint
-    from pytest_tflite.conversion.cache import CacheEntryWarning, ConversionCache
+    from pytest_tflite.conversion.cache import ConversionCache
+    from pytest_tflite.errors import CacheEntryWarning
 
     directory, keys = Path(sys.argv[1]), sys.argv[2].split(",")
 
@@ -563,7 +564,8 @@ def test_killed_writes_leave_whole_files_and_the_next_run_says_what_it_redid(
 
 
 def test_a_half_written_cache_entry_is_redone_with_a_warning_naming_it(tmp_path: Path) -> None:
-    from pytest_tflite.conversion.cache import CacheEntryWarning, ConversionCache
+    from pytest_tflite.conversion.cache import ConversionCache
+    from pytest_tflite.errors import CacheEntryWarning
 
     cache = ConversionCache(tmp_path)
     key = CACHE_KEYS[0]

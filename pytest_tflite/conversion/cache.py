@@ -19,17 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConversionError
+from ..errors import CacheEntryWarning, ConversionError
 
 FORMAT = 1  # bump when the layout or the meaning of a key changes
 # A conversion can legitimately take minutes while another worker waits for it; past this, a
 # lock is far more likely left by something stuck than by a slow converter.
 LOCK_TIMEOUT_S = 15 * 60.0
 LOCK_TIMEOUT_VARIABLE = "PYTEST_TFLITE_LOCK_TIMEOUT"
-
-
-class CacheEntryWarning(UserWarning):
-    """A cache entry was incomplete or corrupt (a run killed while writing it): it was redone."""
 
 
 @dataclass

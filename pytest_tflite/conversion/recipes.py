@@ -213,7 +213,10 @@ def _write_model(content: bytes, variant: str, output_dir: Path | None) -> Path:
     folder = output_dir or Path(tempfile.gettempdir()) / "pytest-tflite"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{variant}-{hashlib.sha256(content).hexdigest()[:16]}.tflite"
-    path.write_bytes(content)
+    # Shared by every worker and run on this machine: never truncate what another one reads.
+    from .cache import write_atomic
+
+    write_atomic(path, content)
     return path
 
 
