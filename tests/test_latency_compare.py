@@ -210,7 +210,8 @@ def _worker_result(logs: list[float]) -> dict[str, Any]:
 def _fake_worker(monkeypatch: pytest.MonkeyPatch, runs: list[dict[str, Any]]) -> list[list[str]]:
     calls: list[list[str]] = []
 
-    def call_worker(arguments: list[str], timeout: float) -> dict[str, Any]:
+    def call_worker(arguments: list[str], timeout: float,
+                    memory_cap: int | None = None) -> dict[str, Any]:
         calls.append(arguments)
         return runs[len(calls) - 1]
 
@@ -253,7 +254,8 @@ def test_a_decisive_first_run_is_not_re_measured(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_worker_that_times_out_says_how_to_allow_longer(monkeypatch: pytest.MonkeyPatch) -> None:
-    def call_worker(arguments: list[str], timeout: float) -> dict[str, Any]:
+    def call_worker(arguments: list[str], timeout: float,
+                    memory_cap: int | None = None) -> dict[str, Any]:
         assert timeout == 12.5  # runtime.timeout is in milliseconds
         raise WorkerFailed(f"timed out after {timeout:g} s")
 
