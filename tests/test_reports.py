@@ -301,7 +301,7 @@ RECORDED_TESTS = """
     def typed(variant, size, verdict):
         samples = [0.4 + 0.001 * i for i in range(20)]
         latency = Latency(0.41, 0.42, 0.42, 0.4, 0.41, 0.005, 20, samples)
-        measurement = Measurement(size, size // 2, {}, [], 0, [], [], 0.0, [], None, {
+        measurement = Measurement(size, size // 2, {}, [], 0, [], [], 0.0, [], delegates={
             "xnnpack": DelegateResult("ok", latency_ms=latency,
                                       comparison=Comparison(1.02, 1.0, 1.04, 30, "unchanged", 0.05))})
         check = Check("size.max", size, 24576, verdict, "bytes", baseline=20000, delta=size - 20000)

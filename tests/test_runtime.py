@@ -127,7 +127,7 @@ def test_resolve_settings_layers_override_in_order_and_none_falls_through():
     assert merged == {
         "threads": 4, "delegates": ["gpu"], "warmup": {"min_runs": 1, "min_seconds": 0.5},
         "timing": {"min_runs": 7, "min_seconds": 0.1}, "input_shapes": {}, "seed": 3,
-        "timeout": 1500,
+        "timeout": 1500, "batch_sizes": [],
     }
     merged["warmup"]["min_runs"] = 99  # the built-in defaults are copied, never shared
     assert runtime_module.BUILTIN_DEFAULTS["warmup"]["min_runs"] == 1
@@ -692,7 +692,7 @@ import sys, time
 from pathlib import Path
 from pytest_tflite.measure import lock
 path, mode, seconds = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-with getattr(lock, mode)(path):
+with getattr(lock, mode)(path, 60):
     print("held", time.time(), flush=True)
     time.sleep(seconds)
     print("releasing", time.time(), flush=True)
@@ -717,17 +717,17 @@ def test_lock_shared_holders_coexist_and_exclusive_waits(tmp_path):
     path = tmp_path / "lock"
     reader = _hold(path, "shared", 1.5)
     start = time.time()
-    with lock.shared(path):
+    with lock.shared(path, 30):
         assert time.time() - start < 0.5  # a second reader does not wait
         assert reader.poll() is None  # ... while the first still holds it
-    with lock.exclusive(path):
+    with lock.exclusive(path, 30):
         acquired = time.time()
     assert acquired >= _released_at(reader)  # the writer waited for the reader
     writer = _hold(path, "exclusive", 1.0)
-    with lock.shared(path):
+    with lock.shared(path, 30):
         acquired = time.time()
     assert acquired >= _released_at(writer)  # a reader waits for the writer
-    with lock.exclusive(None), lock.shared(None):
+    with lock.exclusive(None, 1), lock.shared(None, 1):
         pass  # no lock file: no locking
 
 
