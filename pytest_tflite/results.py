@@ -61,6 +61,13 @@ class SparsityPattern(TypedDict):
     skipped: list[PatternLayer]
 
 
+
+def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``data`` that are fields of the dataclass ``cls``: JSON from a newer or older
+    version (a saved baseline) loads, its unknown keys left out."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
 @dataclass
 class Latency:
     """Timed runs in ms. The plugin's own delegates give every figure; a runner's format may
@@ -111,8 +118,7 @@ class BatchResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchResult:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = known_fields(cls, data)
         if values.get("latency_ms") is not None:
             values["latency_ms"] = Latency(**values["latency_ms"])
         values["reason"] = values.get("reason") or ""
@@ -153,8 +159,7 @@ class DelegateResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DelegateResult:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = known_fields(cls, data)
         if values.get("latency_ms") is not None:
             values["latency_ms"] = Latency(**values["latency_ms"])
         if values.get("comparison") is not None:
@@ -243,8 +248,7 @@ class Measurement:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Measurement:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = known_fields(cls, data)
         values["delegates"] = {name: DelegateResult.from_json(found)
                                for name, found in (values.get("delegates") or {}).items()}
         if values.get("accuracy") is not None:
