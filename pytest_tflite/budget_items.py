@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -52,7 +53,7 @@ class BudgetSourceItem(pytest.Item):
             plugin.settings,
             lambda title, text: self.add_report_section("call", title, text),
         )
-        checker.check(budget.source, variant=self.name)
+        checker.check(_as_shown(budget.source), variant=self.name)
         reason = checker.skip_reason()
         if reason is not None:
             pytest.skip(reason)
@@ -62,6 +63,15 @@ class BudgetSourceItem(pytest.Item):
         if isinstance(excinfo.value, (BudgetExceeded, TFLiteError)):
             return str(excinfo.value)  # the table or the named problem; no plugin traceback
         return super().repr_failure(excinfo)
+
+
+def _as_shown(path: Path) -> Path:
+    """The source as pytest shows paths: relative to the current directory when below it, so
+    messages read ``models/m.tflite: ...`` rather than the absolute path."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def names_a_source(text: str) -> bool:
