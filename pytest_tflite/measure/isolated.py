@@ -177,17 +177,11 @@ def call_worker(arguments: list[str], timeout: float,
     env[PARENT_VARIABLE] = str(os.getpid())
     if cap is not None:
         env[CAP_VARIABLE] = str(cap)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   env=env, start_new_session=True)
-        try:
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise WorkerFailed(f"timed out after {timeout:g} s") from None
-        finally:
-            stop(process)
-        stdout, stderr = tail(out, STDOUT_TAIL), tail(err, STDERR_TAIL)
-    status = last_json_line(stdout)
+    done = run_bounded(command, timeout, env)
+    if done.timed_out:
+        raise WorkerFailed(f"timed out after {timeout:g} s")
+    returncode, stderr = done.returncode, done.stderr
+    status = last_json_line(done.stdout)
     over_cap = cap is not None and (bool(status.get("memory")) or any(
         sign in text for sign in _OUT_OF_MEMORY for text in (stderr, str(status.get("error")))))
     if over_cap:
@@ -205,9 +199,39 @@ def call_worker(arguments: list[str], timeout: float,
     return result
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A bounded run's end: the tails of its output, decoded leniently."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+def run_bounded(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> Finished:
+    """Run ``argv`` in its own process group with its output in temporary files (a flood
+    cannot fill this process's memory), keeping only the tails. On a timeout, Ctrl-C or any
+    other exception here the whole group is killed before this returns. OSError when it
+    cannot start. Every process this package starts runs through here: the measurement and
+    quantizer workers, and runners (measure/runners.py)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                   env=env, start_new_session=True)
+        timed_out = False
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            stop(process)
+        return Finished(process.returncode, tail(out, STDOUT_TAIL), tail(err, STDERR_TAIL),
+                        timed_out)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Kill the process group of a process started with ``start_new_session=True`` if it is
-    still running, and reap the process (the worker, or a runner: measure/runners.py)."""
+    still running, and reap the process."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -15,7 +15,6 @@ import json
 import math
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -25,7 +24,7 @@ from typing import Any
 from ..results import DelegateResult, Latency
 from ..runner_config import Runner, Runners, runner_name
 from . import lock
-from .isolated import STDERR_TAIL, STDOUT_TAIL, last_json_line, stop, tail
+from .isolated import STDOUT_TAIL, last_json_line, run_bounded
 
 # benchmark_model's summary line (tensorflow/lite/tools/benchmark/benchmark_model.cc,
 # BenchmarkLoggingListener::OnBenchmarkEnd), in microseconds; averages are C++ stream doubles
@@ -242,20 +241,12 @@ def _run(argv: list[str], timeout_s: float) -> _Done:
     exception (Ctrl-C included) before this returns."""
     if not argv:
         return _Done(-1, "", "", "is an empty command", unstartable=True)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
-        except OSError as exc:  # not found, not executable
-            return _Done(-1, "", "", exc.strerror or str(exc), unstartable=True)
-        failure = ""
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            failure = f"timed out after {timeout_s:g} s"
-        finally:
-            stop(process)
-        return _Done(process.returncode, tail(out, STDOUT_TAIL), tail(err, STDERR_TAIL), failure)
+    try:
+        done = run_bounded(argv, timeout_s)
+    except OSError as exc:  # not found, not executable
+        return _Done(-1, "", "", exc.strerror or str(exc), unstartable=True)
+    return _Done(done.returncode, done.stdout, done.stderr,
+                 f"timed out after {timeout_s:g} s" if done.timed_out else "")
 
 
 def _said(stderr: str) -> str:
