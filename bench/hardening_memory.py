@@ -18,18 +18,15 @@ Run: python bench/hardening_memory.py
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.test_worker_limits import ROWS, tile_model
+from tests.test_worker_limits import run_capped_session
 
 CAP = "2 GiB"
 OUTER_GIB = 6
@@ -38,45 +35,17 @@ OUTER_GIB = 6
 def main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hardening-memory-") as folder:
         root = Path(folder)
-        (root / "honest.tflite").write_bytes(tile_model(ROWS))
-        (root / "hidden.tflite").write_bytes(tile_model(1))
-        (root / "budgets").mkdir()
-        (root / "pytest.ini").write_text("[pytest]\n")
-        for name in ("honest", "hidden"):
-            (root / "budgets" / f"{name}.toml").write_text(textwrap.dedent(f"""
-                source = "../{name}.tflite"
-                [defaults.runtime]
-                max_memory = "{CAP}"
-                timing = {{ min_runs = 1, min_seconds = 0 }}
-                warmup = {{ min_runs = 1, min_seconds = 0 }}
-                [variants.float]
-                latency.builtin = {{ median = "10 s" }}
-                latency.xnnpack = {{ median = "10 s" }}
-            """))
-        script = textwrap.dedent(f"""
-            import resource, sys
-            resource.setrlimit(resource.RLIMIT_AS, ({OUTER_GIB} * 2**30, {OUTER_GIB} * 2**30))
-            import pytest
-            code = pytest.main(["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q",
-                                "--tflite-report=report.json", "budgets"])
-            print("CHILDREN_MAXRSS_KIB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-            sys.exit(int(code))
-        """)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
-                              text=True, timeout=600, env=env)
+        done, output, children = run_capped_session(root, ("builtin", "xnnpack"), CAP, OUTER_GIB)
         seconds = time.perf_counter() - start
-        output = done.stdout + done.stderr
         entries = json.loads((root / "report.json").read_text())["entries"]
-    children_kib = int(output.split("CHILDREN_MAXRSS_KIB")[1].split()[0])
     models = {}
     for entry in entries:
         reasons = sorted({d["reason"] for d in entry["delegates"].values()})
         models[entry["model"]] = {"verdict": entry["verdict"], "refused": entry["refused"],
                                   "delegate reasons": reasons}
     return {"exit code": done.returncode, "session seconds": round(seconds, 1),
-            "workers' peak RSS MiB": round(children_kib / 1024, 1), "cap": CAP,
+            "workers' peak RSS MiB": round(children / 2**20, 1), "cap": CAP,
             "outer RLIMIT_AS GiB": OUTER_GIB, "internal error": "INTERNALERROR" in output,
             "models": models}
 

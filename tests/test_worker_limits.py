@@ -59,27 +59,29 @@ def wait_gone(pid: int, seconds: float = 10.0) -> float | None:
     return None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
-def test_a_model_past_the_memory_cap_is_refused_or_stopped_and_the_session_survives(
-        tmp_path: Path) -> None:
-    (tmp_path / "honest.tflite").write_bytes(tile_model(ROWS))
-    (tmp_path / "hidden.tflite").write_bytes(tile_model(1))
-    (tmp_path / "budgets").mkdir()
+def run_capped_session(root: Path, delegates: tuple[str, ...], cap: str = "2 GiB",
+                       outer_gib: int = 6) -> tuple[subprocess.CompletedProcess[str], str, int]:
+    """One pytest session over budget files for the honest and the hidden 12 GiB model, each
+    under ``runtime.max_memory = cap`` with a latency budget per delegate, run inside an outer
+    RLIMIT_AS of ``outer_gib`` so a broken cap fails the run, not the machine. Returns the
+    finished process, its output and the peak RSS of every worker it started (bytes)."""
+    (root / "honest.tflite").write_bytes(tile_model(ROWS))
+    (root / "hidden.tflite").write_bytes(tile_model(1))
+    (root / "budgets").mkdir()
+    (root / "pytest.ini").write_text("[pytest]\n")
+    latency = "".join(f'latency.{d} = {{ median = "10 s" }}\n' for d in delegates)
     for name in ("honest", "hidden"):
-        (tmp_path / "budgets" / f"{name}.toml").write_text(textwrap.dedent(f"""
+        (root / "budgets" / f"{name}.toml").write_text(textwrap.dedent(f"""
             source = "../{name}.tflite"
             [defaults.runtime]
-            max_memory = "2 GiB"
+            max_memory = "{cap}"
             timing = {{ min_runs = 1, min_seconds = 0 }}
             warmup = {{ min_runs = 1, min_seconds = 0 }}
             [variants.float]
-            latency.builtin = {{ median = "10 s" }}
-        """))
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    # The inner session: 6 GiB of address space in all, then the children's peak RSS.
-    script = textwrap.dedent("""
+        """) + latency)
+    script = textwrap.dedent(f"""
         import resource, sys
-        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+        resource.setrlimit(resource.RLIMIT_AS, ({outer_gib} * 2**30, {outer_gib} * 2**30))
         import pytest
         code = pytest.main(["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0",
                             "--tflite-report=report.json", "budgets"])
@@ -87,9 +89,18 @@ def test_a_model_past_the_memory_cap_is_refused_or_stopped_and_the_session_survi
         sys.exit(int(code))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
                           text=True, timeout=300, env=env)
     output = done.stdout + done.stderr
+    kib = output.split("CHILDREN_MAXRSS_KIB")[1].split()[0] if "CHILDREN_MAXRSS_KIB" in output \
+        else "0"
+    return done, output, int(kib) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+def test_a_model_past_the_memory_cap_is_refused_or_stopped_and_the_session_survives(
+        tmp_path: Path) -> None:
+    done, output, children_bytes = run_capped_session(tmp_path, ("builtin",))
     assert done.returncode == 1, output  # tests failed; the session itself ran to its end
     assert "INTERNALERROR" not in output and "Traceback" not in output, output
     # The honest plan is refused before any worker starts; the hidden one stops at the cap.
@@ -105,8 +116,7 @@ def test_a_model_past_the_memory_cap_is_refused_or_stopped_and_the_session_survi
     assert entries["hidden"]["refused"] is None  # its plan fit: the backstop stopped it
     assert entries["honest"]["planned_arena_bytes"] >= 12 * GIB
     # Every measurement worker of the session stayed under the cap.
-    children_kib = int(output.split("CHILDREN_MAXRSS_KIB")[1].split()[0])
-    assert 0 < children_kib * 1024 < 2 * GIB, children_kib
+    assert 0 < children_bytes < 2 * GIB, children_bytes
 
 
 def test_the_default_cap_is_the_memory_divided_by_the_xdist_workers(
