@@ -95,11 +95,12 @@ def kib(value: int | None) -> str:
 def main() -> None:
     import pytest_tflite
     from pytest_tflite.measure.planner import planned_arena
-    from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
+    from pytest_tflite.measure.runtime import measure_delegate
     from pytest_tflite.measure.static import measure_static
     from pytest_tflite.model import TFLiteModel
+    from pytest_tflite.settings import resolve_runtime
 
-    settings = resolve_settings(MINIMAL)
+    settings = resolve_runtime(command_line=MINIMAL)
     started = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-arena-") as scratch:

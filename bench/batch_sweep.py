@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_tflite.measure.runtime import measure_delegates, resolve_settings
+from pytest_tflite.measure.runtime import measure_delegates
+from pytest_tflite.settings import resolve_runtime
 from tests.flatbuffer_models import Op, Subgraph, Tensor, build_model
 
 RELU = 1  # ActivationFunctionType.RELU
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="timing per batch size")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    settings = resolve_settings({
+    settings = resolve_runtime(command_line={
         "batch_sizes": sizes, "threads": 1,
         "warmup": {"min_runs": 5, "min_seconds": 0.1},
         "timing": {"min_runs": 50, "min_seconds": args.seconds}})

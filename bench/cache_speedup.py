@@ -203,7 +203,7 @@ def in_memory_benchmark(scratch: Path) -> None:
     import keras
     import tf_keras
 
-    from pytest_tflite.conversion.cache import CacheStats, ConversionCache
+    from pytest_tflite.conversion.cache.storage import CacheStats, ConversionCache
 
     # Imported from the submodule: up to 051f96b the lazy __getattr__ in pytest_tflite/__init__.py
     # made ``from pytest_tflite import convert`` return the module, not the function.

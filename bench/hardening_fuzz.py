@@ -21,7 +21,10 @@ checks. Then a total line, and the first few crashes and hangs with their detail
 
 Target: 0 crashes and 0 hangs.
 
-Run: python bench/hardening_fuzz.py [MUTATIONS] [SEED]     (default 1000, 20250611)
+Run: python bench/hardening_fuzz.py [MUTATIONS] [SEED]     (default 1000, 4)
+
+The suite (tests/test_fuzz.py) draws the first 24 of the same seeded sequence; this is the full
+budget, to run before finishing a change to the flatbuffer view, the static checks or the worker.
 ``main(mutations, seed)`` returns the figures as a dict (per class and total).
 """
 
@@ -39,19 +42,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MUTATIONS = 1000
-SEED = 20250611
+SEED = 4  # tests/test_fuzz.py's: the suite's sample comes first
 TIMEOUT_S = 10.0
 BOUND_S = TIMEOUT_S + 15  # the worker's timeout plus process start and the static checks
 KINDS = ("measured", "rejected", "crash", "hang")
 
 
 def main(mutations: int = MUTATIONS, seed: int = SEED, *, quiet: bool = False) -> dict[str, Any]:
-    from pytest_tflite.measure import runtime
+    from dataclasses import replace
+
+    from pytest_tflite import settings
     from tests.fuzz_mutations import CLASSES, measure_outcome, mutants
 
-    runtime.BUILTIN_DEFAULTS.update(warmup={"min_runs": 1, "min_seconds": 0},
-                                    timing={"min_runs": 3, "min_seconds": 0},
-                                    timeout=TIMEOUT_S * 1000)
+    settings.BUILT_IN = replace(settings.BUILT_IN, warmup=settings.Runs(1, 0),
+                                timing=settings.Runs(3, 0), timeout=TIMEOUT_S)
     per_class = -(-mutations // len(CLASSES))
     counts: dict[str, Counter[str]] = {name: Counter() for name in CLASSES}
     categories: dict[str, Counter[str]] = {name: Counter() for name in CLASSES}

@@ -2,6 +2,9 @@
 
     python bench/hardening_hypothesis.py [EXAMPLES]     # 5000 per property by default
 
+The suite draws a sample (the "suite" profile of tests/conftest.py: 30 per property); this is the
+full budget, to run before finishing a change to the budget schema or its loading.
+
 Prints, and ``main()`` returns, {property: {"examples": calls of the check, "failures": 0 or 1,
 "falsifying": the error's first line}}. Timing is not the point: a failure here is a bug.
 """

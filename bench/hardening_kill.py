@@ -1,7 +1,7 @@
 """Killed runs, many times: no half-written file trusted, no orphan left.
 
     python bench/hardening_kill.py [--trials 54] [--sessions 3] [--controller-kills 5]
-                                   [--pipeline 2] [--seed 0]
+                                   [--pipeline 2] [--interrupts 3] [--seed 0]
 
 Write trials SIGKILL a process at a seeded random line inside one of the plugin's writes (the
 reports, the baseline save, the budget rewrite: replayed on the entries of a real -n 4 run of
@@ -13,7 +13,10 @@ real -n 4 runs are killed the same way inside their own end-of-run writes; ``--p
 runs convert ``.tflite`` sources with a LiteRT quantizer recipe (the cache's path without
 TensorFlow) and have one xdist worker killed inside its cache writes. Controller kills
 SIGKILL the controller of a -n 2 run mid-measurement and time until every xdist worker and
-measurement worker is gone. ``main()`` returns the figures; the command prints them as JSON.
+measurement worker is gone. ``--interrupts`` Ctrl-C -n 2 runs mid-measurement and time until
+the run exits (the suite only holds that exit to a bound a loaded machine cannot miss,
+``tests/test_kill.py``'s EXIT_BOUND_S). ``main()`` returns the figures; the command prints
+them as JSON.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tests.test_kill import (
     check_reports,
     cleaned_up,
     controller_project,
+    interrupt_trial,
     kill_controller_trial,
     log_tail,
     start_session,
@@ -165,7 +169,7 @@ def pipeline_trial(project: Path, total: int, rng: random.Random, tally: Tally) 
 
 
 def main(trials: int = 54, sessions: int = 3, controller_kills: int = 5,
-         seed: int = 0, pipeline: int = 2) -> dict[str, Any]:
+         seed: int = 0, pipeline: int = 2, interrupts: int = 3) -> dict[str, Any]:
     rng = random.Random(seed)
     kinds = [*WRITE_KINDS, "cache"]
     tallies = {kind: Tally() for kind in [*kinds, "-n 4 sessions", "-n 4 quantizer runs"]}
@@ -189,7 +193,9 @@ def main(trials: int = 54, sessions: int = 3, controller_kills: int = 5,
             for _ in range(pipeline):
                 pipeline_trial(quantizing, lines, rng, tallies["-n 4 quantizer runs"])
         cleanups = [kill_controller_trial(root / f"controller{i}") for i in range(controller_kills)]
+        stops = [interrupt_trial(root / f"interrupt{i}") for i in range(interrupts)]
     seconds = [c["seconds"] for c in cleanups]
+    exits = [s["seconds"] for s in stops]
     by_kind = {kind: tally.as_dict() for kind, tally in tallies.items() if tally.trials}
     return {
         "kill trials run": sum(t.trials for t in tallies.values()),
@@ -203,6 +209,10 @@ def main(trials: int = 54, sessions: int = 3, controller_kills: int = 5,
         if seconds else None,
         "orphans left": sum(len(c["left"]) for c in cleanups),
         "processes seen per controller kill": [c["processes"] for c in cleanups],
+        "Ctrl-C to exit seconds": {**summary(exits), "each": [round(s, 2) for s in exits]}
+        if exits else None,
+        "Ctrl-C exit codes": [s["exit_code"] for s in stops],
+        "left after Ctrl-C": sum(len(s["left"]) for s in stops),
         "wall seconds": round(time.monotonic() - started, 1),
         "load average": os.getloadavg(),
     }
@@ -214,8 +224,10 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--controller-kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--interrupts", type=int, default=3,
+                        help="-n 2 runs stopped with Ctrl-C mid-measurement, timed to their exit")
     parser.add_argument("--pipeline", type=int, default=2,
                         help="-n 4 runs of lq_wi8 conversions killed in the cache writes")
     arguments = parser.parse_args()
     print(json.dumps(main(arguments.trials, arguments.sessions, arguments.controller_kills,
-                          arguments.seed, arguments.pipeline), indent=2))
+                          arguments.seed, arguments.pipeline, arguments.interrupts), indent=2))

@@ -6,7 +6,7 @@ converts each to float32 with ``pytest_tflite.convert(model, output_dir=tmpdir)`
 
 In each round, for each model, it runs back to back (order alternating each round, so drift hits
 both arms alike) our measurement
-    ``measure_delegate(path, "xnnpack", resolve_settings({"threads": 1}))``  (default protocol:
+    ``measure_delegate(path, "xnnpack", RuntimeSettings(threads=1))``  (default protocol:
     fresh worker, 1 first invoke, warm-up >= 1 run and 0.5 s, timing >= 50 runs and 1 s)
 and LiteRT's tool
     ``python -m ai_edge_litert.tools.benchmark_litert_model --model M --num_threads 1
@@ -64,9 +64,10 @@ def conv_net(size: int, width: int, depth: int) -> Any:
 
 
 def ours(path: Path) -> tuple[float, float]:
-    from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
+    from pytest_tflite.measure.runtime import measure_delegate
+    from pytest_tflite.settings import RuntimeSettings
 
-    result = measure_delegate(path, "xnnpack", resolve_settings({"threads": 1}))
+    result = measure_delegate(path, "xnnpack", RuntimeSettings(threads=1))
     if result.status != "ok":
         raise SystemExit(f"measure_delegate failed on {path}: {result.reason}")
     return result.latency_ms.median, result.latency_ms.mean

@@ -43,8 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_tflite.settings import RuntimeSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -90,8 +94,8 @@ VERDICTS = ("regressed", "unchanged", "improved", "inconclusive")
 
 
 def gate_trial(candidate: Path, baseline: Path, delegate: str,
-               settings: dict[str, Any]) -> dict[str, Any]:
-    from pytest_tflite.measure.compare import measure_comparison
+               settings: RuntimeSettings) -> dict[str, Any]:
+    from pytest_tflite.measure.paired_latency import measure_comparison
 
     found = measure_comparison(candidate, baseline, delegate, settings, TOLERANCE)
     c = found.comparison
@@ -99,7 +103,7 @@ def gate_trial(candidate: Path, baseline: Path, delegate: str,
             "ratio": c.ratio, "low": c.low, "high": c.high, "pairs": c.pairs}
 
 
-def fixed_trial(candidate: Path, delegate: str, settings: dict[str, Any],
+def fixed_trial(candidate: Path, delegate: str, settings: RuntimeSettings,
                 baseline_median: float) -> dict[str, Any]:
     from pytest_tflite.measure.runtime import measure_delegate
 
@@ -134,13 +138,14 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     delegates = args.delegates.split(",")
 
-    from pytest_tflite.measure.compare import DEFAULT_COMPARE
-    from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
+    from pytest_tflite.measure.paired_latency import DEFAULT_COMPARE
+    from pytest_tflite.measure.runtime import measure_delegate
+    from pytest_tflite.settings import CompareTiming, resolve_runtime
 
-    settings = resolve_settings({"threads": 1})
+    settings = resolve_runtime(command_line={"threads": 1})
     arms = {"gate": settings}
     if not args.no_wall:
-        arms["gate, wall clock"] = {**settings, "compare": {"clock": "wall"}}
+        arms["gate, wall clock"] = replace(settings, compare=CompareTiming(clock="wall"))
     started = time.perf_counter()
     print(f"load average (1/5/15 min) at start: {load()}; {os.cpu_count()} CPUs; "
           f"{args.busy} busy-loop neighbours", flush=True)
@@ -153,8 +158,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"gate: compare settings {DEFAULT_COMPARE}, tolerance {TOLERANCE:.1%}\n", flush=True)
 
         truth: dict[tuple[str, str], tuple[float, float, float, float]] = {}
-        long_run = {**settings, "compare": {"min_pairs": 2, "min_seconds": args.true_seconds,
-                                            "max_seconds": args.true_seconds}}
+        long_run = replace(settings, compare=CompareTiming(
+            min_pairs=2, min_seconds=args.true_seconds, max_seconds=args.true_seconds))
         for delegate in delegates:
             for name in BLOCKS:
                 # Without a tolerance the worker never stops early: it runs to max_seconds.
@@ -236,15 +241,16 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _long_ratio(candidate: Path, baseline: Path, delegate: str,
-                settings: dict[str, Any]) -> tuple[float, float, float, float]:
+                settings: RuntimeSettings) -> tuple[float, float, float, float]:
     """(ratio, low, high, ratio of medians) from one long alternating run, run to its end."""
     import json
 
     from pytest_tflite.measure.isolated import call_worker
 
-    worker = {k: settings.get(k) for k in ("threads", "warmup", "input_shapes", "seed", "compare")}
+    wire = settings.worker_json()
+    worker = {k: wire[k] for k in ("threads", "warmup", "input_shapes", "seed", "compare")}
     found = call_worker(["compare", str(candidate), str(baseline), delegate, json.dumps(worker)],
-                        timeout=float(settings["compare"]["max_seconds"]) * 3 + 60)
+                        timeout=float(settings.compare.max_seconds or 0) * 3 + 60)
     if found.get("status") != "ok":
         raise SystemExit(f"long run failed: {found.get('reason')}")
     return (found["ratio"], found["low"], found["high"],

@@ -7,7 +7,7 @@ alone moves the ratio by 0.5%).
 
 In each round, for each model, back to back with the order alternating each round (so drift
 hits both arms alike):
-  ours:   ``measure_delegate(path, "xnnpack", resolve_settings({"threads": 1}))`` (the plugin's
+  ours:   ``measure_delegate(path, "xnnpack", RuntimeSettings(threads=1))`` (the plugin's
           protocol: fresh worker, first invoke, warm-up >= 1 run and 0.5 s, timing >= 50 runs
           and 1 s), its ``latency_ms.median``;
   runner: ``measure_runner`` on the runner a project would declare as
@@ -69,8 +69,9 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     from pytest_tflite.measure.runners import measure_runner
-    from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
+    from pytest_tflite.measure.runtime import measure_delegate
     from pytest_tflite.runner_config import Runner
+    from pytest_tflite.settings import RuntimeSettings
 
     runner = Runner("litert", COMMAND, "litert-json")
     started = time.perf_counter()
@@ -88,7 +89,7 @@ def main() -> None:
                 order = ("ours", "runner") if round_ % 2 == 0 else ("runner", "ours")
                 for arm in order:
                     if arm == "ours":
-                        found = measure_delegate(path, "xnnpack", resolve_settings({"threads": 1}))
+                        found = measure_delegate(path, "xnnpack", RuntimeSettings(threads=1))
                     else:
                         found = measure_runner(runner, path, 1, 300.0)
                     if found.status != "ok" or found.latency_ms is None \

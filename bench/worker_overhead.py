@@ -56,14 +56,15 @@ def tiny_model(folder: Path) -> Path:
 
 def main() -> None:
     from pytest_tflite.measure.isolated import worker_environment
-    from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
+    from pytest_tflite.measure.runtime import measure_delegate
+    from pytest_tflite.settings import resolve_runtime
 
-    settings = resolve_settings(MINIMAL)
+    settings = resolve_runtime(command_line=MINIMAL)
     env = worker_environment()
     inner: dict[str, list[float]] = {"init_ms": [], "first_invoke_ms": []}
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
         path = tiny_model(Path(scratch))
-        worker_settings = json.dumps({k: settings.get(k) for k in
+        worker_settings = json.dumps({k: settings.worker_json()[k] for k in
                                       ("threads", "warmup", "timing", "input_shapes", "seed")})
 
         def child(*args: str) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -61,17 +62,47 @@ def percentage(text: str) -> float:
 INI_RUNTIME_KEYS = ("delegates", "threads", "timeout", "max_memory")
 
 
-def ini_runtime_settings(values: Mapping[str, object]) -> dict[str, Any]:
-    """The ``tflite_delegates``, ``tflite_threads``, ``tflite_timeout`` and ``tflite_max_memory``
-    ini values (raw strings, as pytest or the CLI read them) as runtime settings; timeouts in
-    ms and sizes in bytes, like budgets."""
-    settings: dict[str, Any] = {}
-    if values.get("delegates"):
-        settings["delegates"] = list(delegate_list(str(values["delegates"])))
-    if values.get("threads"):
-        settings["threads"] = positive_int(str(values["threads"]).strip())
-    if values.get("timeout"):
-        settings["timeout"] = positive_float(str(values["timeout"])) * 1000
-    if values.get("max_memory"):
-        settings["max_memory"] = size(str(values["max_memory"]))
-    return settings
+def ini_layer(values: Mapping[str, object]) -> dict[str, Any]:
+    """The ``tflite_delegates``, ``tflite_threads``, ``tflite_timeout`` (seconds) and
+    ``tflite_max_memory`` ini values, raw as pytest or the CLI read them, as a settings layer
+    (``settings.resolve_runtime``). Raises ``argparse.ArgumentTypeError`` naming a bad value."""
+    parsers: dict[str, Callable[[str], object]] = {
+        "delegates": delegate_list, "threads": positive_int, "timeout": positive_float,
+        "max_memory": size}
+    return {key: parsers[key](str(values[key]).strip())
+            for key in INI_RUNTIME_KEYS if values.get(key)}
+
+
+def ini_file_layer(start: Path) -> dict[str, Any]:
+    """``ini_layer`` of the configuration file pytest would read for a run started on ``start``
+    (a directory): the CLI reads the same file, the same way, as the plugin does."""
+    from .errors import TFLiteError
+
+    path, values = pytest_ini_values(start)
+    try:
+        return ini_layer({key: values.get(f"tflite_{key}") for key in INI_RUNTIME_KEYS})
+    except argparse.ArgumentTypeError as exc:
+        raise TFLiteError(f"{path}: {exc}") from None
+
+
+def pytest_ini_values(start: Path) -> tuple[Path | None, dict[str, object]]:
+    """(configuration file, its pytest values) as ``pytest START`` finds them, by pytest's own
+    discovery: the first directory upwards with a pytest section in pytest.ini, pyproject.toml,
+    tox.ini or setup.cfg (and the files newer pytest versions add). That code is private to
+    pytest, so ``tests/test_cli.py`` pins it on the newest pytest and, in .ci/run, the oldest."""
+    import inspect
+
+    import pytest
+    from _pytest.config import findpaths
+
+    from .errors import TFLiteError
+
+    try:
+        if "invocation_dir" in inspect.signature(findpaths.locate_config).parameters:
+            found = findpaths.locate_config(start, [start])  # pytest 8.1 and later
+        else:  # pytest 8.0: .ci/run's floor run
+            found = findpaths.locate_config([start])  # type: ignore[call-arg,arg-type]
+    except (pytest.UsageError, pytest.fail.Exception) as exc:  # a file pytest cannot parse
+        raise TFLiteError(f"the pytest configuration above {start}: {exc}") from None
+    # pytest 9 wraps each value with where it came from; 8.x gives the value itself.
+    return found[1], {key: getattr(value, "value", value) for key, value in found[2].items()}

@@ -105,8 +105,7 @@ class BudgetChecker:
             if reference is not None and engine.explains_quality(entry):
                 runtime = engine.runtime_settings(self.budget, self.budget.variant(entry.variant),
                                                   self.settings)
-                message += self._layer_section(candidate, reference, eval_data,
-                                               engine.timeout_seconds(runtime))
+                message += self._layer_section(candidate, reference, eval_data, runtime.timeout)
             raise BudgetExceeded(message)
         return document
 

@@ -11,13 +11,15 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .arguments import percentage, positive_float, positive_int, size
 from .errors import TFLiteError
+from .settings import BUILT_IN
 
 if TYPE_CHECKING:
     from .results import Measurement
+    from .settings import Layer, RuntimeSettings
 
 DEFAULT_DELEGATES = ["xnnpack", "builtin"]
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--threads", type=positive_int, default=None,
                        help="interpreter threads (overrides the budget file and the ini file)")
     check.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
-                       help="limit per worker run, in seconds (default 300)")
+                       help=f"limit per worker run, in seconds (default {BUILT_IN.timeout:g})")
     check.add_argument("--max-memory", type=size, default=None, metavar="SIZE",
                        help="memory cap of each worker run, e.g. \"2 GiB\" (default: this "
                             "machine's or container's memory)")
@@ -94,15 +96,15 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"measure this delegate (repeatable; default: "
                              f"{', '.join(DEFAULT_DELEGATES)})")
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="interpreter threads (1)")
+                        help=f"interpreter threads (default {BUILT_IN.threads})")
     parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
-                        help="limit per delegate (default 300)")
+                        help=f"limit per delegate (default {BUILT_IN.timeout:g})")
     parser.add_argument("--max-memory", type=size, default=None, metavar="SIZE",
                         help="memory cap of each worker run, e.g. \"2 GiB\" (default: this "
                              "machine's or container's memory)")
 
 
-def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -> Measurement:
+def _measure_model(path: Path, delegates: list[str], settings: RuntimeSettings) -> Measurement:
     from .measure.memory_cap import limit, refuse_over_cap
     from .measure.runtime import measure_delegates
     from .measure.static import measure_static
@@ -111,23 +113,36 @@ def _measure_model(path: Path, delegates: list[str], settings: dict[str, Any]) -
     model = TFLiteModel.from_path(path)
     measurement = measure_static(model)
     if delegates:
-        with limit(settings.get("max_memory")) as cap:
+        with limit(settings.max_memory) as cap:
             refuse_over_cap(str(path), measurement.planned_arena_bytes, cap)
             measurement.delegates = measure_delegates(model.path, delegates, settings)
     return measurement
 
 
-def _cli_settings(args: argparse.Namespace) -> dict[str, Any]:
+def _command_line(args: argparse.Namespace) -> Layer:
+    return {"threads": args.threads, "timeout": args.timeout, "max_memory": args.max_memory,
+            "batch_sizes": getattr(args, "batch_sizes", None)}
+
+
+def _cli_settings(args: argparse.Namespace) -> tuple[list[str], RuntimeSettings]:
+    """``measure`` and ``init``: the delegates to measure and the settings, the ini file's
+    (above the model, as ``pytest MODEL`` would find it) under the command line's."""
+    from .arguments import ini_file_layer
     from .budget import DELEGATES
-    from .measure.runtime import resolve_settings
+    from .runner_config import PREFIX as RUNNER
+    from .settings import resolve_runtime
 
     for name in args.delegates or []:
         if name not in DELEGATES and not name.startswith("external:"):
             raise TFLiteError(f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} "
                               f"or external:PATH")
-    return resolve_settings({"threads": args.threads,
-                             "timeout": args.timeout * 1000 if args.timeout else None,
-                             "max_memory": args.max_memory})
+    settings = resolve_runtime(command_line=_command_line(args),
+                               ini=ini_file_layer(args.model.resolve().parent))
+    # The ini file's delegates come besides the defaults, as besides a budget's; a runner is
+    # the pytest plugin's alone.
+    delegates = args.delegates or list(dict.fromkeys(
+        [*DEFAULT_DELEGATES, *(d for d in settings.delegates if not d.startswith(RUNNER))]))
+    return delegates, settings
 
 
 def _failed_delegates(measurement: Measurement) -> list[str]:
@@ -138,10 +153,7 @@ def _failed_delegates(measurement: Measurement) -> list[str]:
 def _measure(args: argparse.Namespace) -> int:
     from .reports.tables import measurement_lines
 
-    settings = _cli_settings(args)
-    if args.batch_sizes:
-        settings["batch_sizes"] = args.batch_sizes
-    measurement = _measure_model(args.model, args.delegates or DEFAULT_DELEGATES, settings)
+    measurement = _measure_model(args.model, *_cli_settings(args))
     if args.json:
         print(json.dumps(measurement.to_json(), indent=2))
     else:
@@ -183,6 +195,7 @@ def batch_lines(measurement: Measurement) -> list[str]:
 def _check(args: argparse.Namespace) -> int:
     """The fixture's engine on a ready .tflite, with the ini file's settings as pytest reads them."""
     from . import engine
+    from .arguments import ini_file_layer
     from .budget import load
     from .model import TFLiteModel
     from .reports.tables import check_table
@@ -194,17 +207,10 @@ def _check(args: argparse.Namespace) -> int:
     budget = load(args.budget, runners)
     name = args.variant or (next(iter(budget.spec.variants)) if len(budget.spec.variants) == 1
                             else "default")
-    command_line: dict[str, Any] = {}
-    if args.threads:
-        command_line["threads"] = args.threads
-    if args.timeout:
-        command_line["timeout"] = args.timeout * 1000
-    if args.max_memory:
-        command_line["max_memory"] = args.max_memory
     settings = engine.Settings(
         runtime_off="runtime measurement off (--no-runtime)" if args.no_runtime else None,
         require_delegates=args.require_delegates, without_data="skip",
-        ini=_ini_settings(args.budget.resolve().parent), command_line=command_line,
+        ini=ini_file_layer(args.budget.resolve().parent), command_line=_command_line(args),
         runners=runners)
     entry = engine.run(TFLiteModel.from_path(args.model, variant=name), budget, name, settings,
                        test=str(args.model))
@@ -216,54 +222,9 @@ def _check(args: argparse.Namespace) -> int:
     return {"pass": 0, "skip": 0, "fail": 1}.get(entry.verdict, 2)
 
 
-INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-
-
-def _ini_settings(start: Path) -> dict[str, Any]:
-    """The tflite_* ini keys of the pytest configuration file above ``start``, found the way
-    pytest finds it (the first directory upwards with one of ``INI_FILES`` that has a section)."""
-    from .arguments import INI_RUNTIME_KEYS, ini_runtime_settings
-
-    for folder in (start, *start.parents):
-        for name in INI_FILES:
-            values = _pytest_section(folder / name)
-            if values is not None:
-                try:
-                    return ini_runtime_settings({key: values.get(f"tflite_{key}")
-                                                 for key in INI_RUNTIME_KEYS})
-                except argparse.ArgumentTypeError as exc:
-                    raise TFLiteError(f"{folder / name}: {exc}") from None
-    return {}
-
-
-def _pytest_section(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    if path.suffix == ".toml":
-        import tomllib
-
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise TFLiteError(f"{path}: {exc}") from None
-        section = table.get("tool", {}).get("pytest", {}).get("ini_options")
-        return dict(section) if isinstance(section, dict) else None
-    import iniconfig
-
-    try:
-        config = iniconfig.IniConfig(str(path))
-    except iniconfig.ParseError as exc:
-        raise TFLiteError(f"{path}: {exc}") from None
-    for section in ("tool:pytest", "pytest") if path.name == "setup.cfg" else ("pytest",):
-        if section in config:
-            return dict(config[section].items())
-    return {} if path.name in ("pytest.ini", ".pytest.ini") else None
-
-
 def _init(args: argparse.Namespace) -> int:
     factor = 1 + args.headroom
-    delegates = args.delegates or DEFAULT_DELEGATES
-    measurement = _measure_model(args.model, delegates, _cli_settings(args))
+    measurement = _measure_model(args.model, *_cli_settings(args))
     failed = _failed_delegates(measurement)
     if failed:
         raise TFLiteError(f"{args.model}: cannot write budgets from a failed measurement: "

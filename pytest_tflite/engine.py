@@ -7,12 +7,12 @@ or SavedModel reference loads TensorFlow only when it is evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .budget import Budget, RuntimeSettings, Variant
+from .budget import Budget, Variant
 from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
 from .regressions import NO_BASELINE
@@ -28,6 +28,7 @@ from .results import (
 )
 from .runner_config import PREFIX as RUNNER
 from .runner_config import Runners
+from .settings import Layer, RuntimeSettings, resolve_runtime
 from .verdicts import Context, delegates_named, judge
 
 if TYPE_CHECKING:
@@ -44,12 +45,18 @@ class Settings:
     delegate_filter: tuple[str, ...] | None = None  # --tflite-delegates limits what is measured
     require_delegates: bool = False
     without_data: Verdict = "error"  # accuracy budgets with no data: error in tests, skip in the CLI
-    ini: Mapping[str, Any] = field(default_factory=dict)  # runtime settings, lowest precedence
-    command_line: Mapping[str, Any] = field(default_factory=dict)  # highest precedence
+    ini: Layer = field(default_factory=dict)  # runtime settings (seconds), lowest precedence
+    command_line: Layer = field(default_factory=dict)  # highest precedence
     lock_file: Path | None = None
     # The project's declared runners (runner:NAME); None when its pyproject.toml is unknown:
     # then found above the budget file at check time.
     runners: Runners | None = None
+
+    def runtime(self) -> RuntimeSettings:
+        """The run-wide runtime settings, before any budget file adds its own: a conversion's
+        sanity run and a baseline's fingerprint (budget files may set their own threads, but
+        the manifest is one per directory)."""
+        return resolve_runtime(command_line=self.command_line, ini=self.ini)
 
     def context(self, no_baseline: str = NO_BASELINE) -> Context:
         return Context(self.runtime_off, self.require_delegates, self.without_data, self.strict,
@@ -66,24 +73,10 @@ class Evaluation:
     output: str | int | None = None
 
 
-def runtime_settings(budget: Budget, variant: Variant, settings: Settings) -> dict[str, Any]:
+def runtime_settings(budget: Budget, variant: Variant, settings: Settings) -> RuntimeSettings:
     """command line > the variant's [runtime] > [defaults.runtime] > ini > built-in defaults."""
-    from .measure.runtime import resolve_settings
-
-    return resolve_settings(settings.ini, _layer(budget.spec.defaults.runtime),
-                            _layer(variant.runtime), settings.command_line)
-
-
-def run_threads(settings: Settings) -> int:
-    """The run-wide thread count (command line, ini, default) that a baseline's fingerprint
-    records: budget files may set their own, but the manifest is one per directory."""
-    from .measure.runtime import resolve_settings
-
-    return int(resolve_settings(settings.ini, settings.command_line)["threads"])
-
-
-def timeout_seconds(runtime: Mapping[str, Any]) -> float:
-    return float(runtime["timeout"]) / 1000
+    return resolve_runtime(command_line=settings.command_line, variant=variant.runtime,
+                           defaults=budget.spec.defaults.runtime, ini=settings.ini)
 
 
 def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Settings, *,
@@ -107,14 +100,14 @@ def _baseline_of(budget: Budget, name: str,
     """The saved entry of this variant (or why there is none) and warnings about it."""
     if settings.baseline is None:
         return None, NO_BASELINE, []
-    from .baseline import differences, environment_fingerprint
+    from .environment import differences, environment_fingerprint
 
     saved = settings.baseline.lookup(budget.model, name)
     if saved is None:
         return None, (f"not compared: the baseline {settings.baseline.directory} has no "
                       f"{budget.model} [{name}] (a new model variant?)"), []
     changed = differences(settings.baseline.environment,
-                          environment_fingerprint(run_threads(settings)))
+                          environment_fingerprint(settings.runtime().threads))
     warnings = [f"the baseline was measured elsewhere: {'; '.join(changed)}"] if changed else []
     return saved, NO_BASELINE, warnings
 
@@ -126,15 +119,15 @@ def _compare_latency(model: TFLiteModel, saved: BaselineEntry, budget: Budget, v
     regression = budget.spec.regression
     if regression is None or regression.latency is None or saved.tflite is None:
         return
-    from .measure.compare import compare_latency
     from .measure.memory_cap import limit
+    from .measure.paired_latency import compare_latency
 
     runtime = runtime_settings(budget, variant, settings)
     for name, found in measurement.delegates.items():
         if found.status != "ok" or name.startswith(RUNNER):  # a runner times elsewhere
             continue
         try:
-            with limit(runtime.get("max_memory")):
+            with limit(runtime.max_memory):
                 found.comparison = compare_latency(model.path, saved.tflite, name, runtime,
                                                    regression.latency.fraction,
                                                    lock_file=settings.lock_file)
@@ -149,7 +142,7 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
 
     runtime = runtime_settings(budget, variant, settings)
     measurement = measure_static(model)
-    with limit(runtime.get("max_memory")) as cap:
+    with limit(runtime.max_memory) as cap:
         refused = over_cap(str(model.path), measurement.planned_arena_bytes, cap)
         if refused is None:
             return _measure_running(model, variant, settings, runtime, measurement, evaluation,
@@ -164,15 +157,15 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
     return measurement
 
 
-def _delegates_wanted(variant: Variant, settings: Settings, runtime: dict[str, Any]) -> list[str]:
-    wanted = list(dict.fromkeys([*runtime["delegates"], *delegates_named(variant)]))
+def _delegates_wanted(variant: Variant, settings: Settings, runtime: RuntimeSettings) -> list[str]:
+    wanted = list(dict.fromkeys([*runtime.delegates, *delegates_named(variant)]))
     if settings.delegate_filter is not None:
         wanted = [d for d in wanted if d in settings.delegate_filter]
     return wanted if not settings.runtime_off else []
 
 
 def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
-                     runtime: dict[str, Any], measurement: Measurement,
+                     runtime: RuntimeSettings, measurement: Measurement,
                      evaluation: Evaluation | None, sample: Any,
                      budget_path: Path) -> Measurement:
     """What ``measure`` adds to the static figures by running the model, under the memory cap."""
@@ -182,7 +175,7 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
         n, m = (int(part) for part in variant.sparsity.pattern.split(":"))
         measurement.sparsity_pattern = check_pattern(model.view, n, m)
     if evaluation is not None and evaluation.data is not None:
-        evaluate(model, variant, measurement, evaluation, settings, timeout_seconds(runtime))
+        evaluate(model, variant, measurement, evaluation, settings, runtime.timeout)
     wanted = _delegates_wanted(variant, settings, runtime)
     runners = [name for name in wanted if name.startswith(RUNNER)]
     wanted = [name for name in wanted if name not in runners]
@@ -196,7 +189,7 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
 
 
 def _run_runners(model: TFLiteModel, runners: list[str], settings: Settings,
-                 runtime: dict[str, Any], budget_path: Path) -> dict[str, DelegateResult]:
+                 runtime: RuntimeSettings, budget_path: Path) -> dict[str, DelegateResult]:
     """The declared runners the variant names (``runner:NAME``), each measured by its command."""
     if not runners:
         return {}
@@ -213,6 +206,7 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
     """Accuracy (with labels) and fidelity (with a reference), from one pass over the data; and
     the same per delegate where ``accuracy.delegates``, ``fidelity.delegates`` or
     ``fidelity.cross`` name them, one run of the candidate under each."""
+    from .conversion.reference import run_reference
     from .measure import accuracy, metrics
     from .measure.lock import shared, wait_limit
 
@@ -227,8 +221,8 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
         else:
             candidate, batched = accuracy.run_candidate(model.path, prepared, evaluation.output,
                                                         timeout=timeout)
-        expected = (accuracy.run_reference(evaluation.reference, prepared, evaluation.output,
-                                           timeout=timeout)
+        expected = (run_reference(evaluation.reference, prepared, evaluation.output,
+                                  timeout=timeout)
                     if evaluation.reference is not None else None)
     budget = variant.accuracy
     if budget is not None:
@@ -293,11 +287,12 @@ def explains_quality(entry: Entry) -> bool:
 def layer_errors(model: TFLiteModel, reference: Any, data: Any,
                  timeout: float) -> list[dict[str, Any]]:
     """Per quantized activation of the candidate, its error against the float reference."""
+    from .conversion.reference import float_reference_model
     from .measure import accuracy
     from .measure.isolated import layer_errors as run_layers
 
     prepared = accuracy.eval_data(data)
-    float_model = accuracy.float_reference_model(reference)
+    float_model = float_reference_model(reference)
     return run_layers(model.path, float_model.path, prepared.inputs, prepared.names,
                       timeout=timeout)
 
@@ -341,7 +336,3 @@ def as_model(value: Any, variant: str | None = None) -> TFLiteModel:
     from .conversion.recipes import convert
 
     return convert(value, variant=variant)
-
-
-def _layer(settings: RuntimeSettings | None) -> dict[str, Any]:
-    return settings.model_dump(exclude_none=True) if settings is not None else {}

@@ -1,6 +1,7 @@
 """The GitHub REST API, as much as posting one pull-request comment needs: list a pull request's
-issue comments (paginated), create one, update one. Standard library only (``urllib``), so the
-CLI posts from a bare runner without another dependency.
+issue comments (paginated), create one, update one. Standard library only (``urllib``, and the
+ground floor's ``comment_marker`` and ``errors``), so the CLI posts from a bare runner without
+another dependency.
 
 The comment is found by the hidden marker its body starts with (``<!-- pytest-tflite:ID -->``,
 written by ``--tflite-markdown``): a comment from another tool, or one that only mentions the
@@ -17,8 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+from .comment_marker import COMMENT_LIMIT, read_marker, utf16_length
 from .errors import TFLiteError
-from .reports.markdown import COMMENT_LIMIT, read_marker, utf16_length
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"

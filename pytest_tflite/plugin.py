@@ -6,7 +6,7 @@ when a test converts, measures or reads a budget.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -15,20 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .arguments import (
-    INI_RUNTIME_KEYS,
-    delegate_list,
-    ini_runtime_settings,
-    percentage,
-    positive_float,
-    positive_int,
-    size,
-)
-from .checker import ENTRY_PROPERTY, BudgetChecker
-from .conversion.cache import CacheStats
 from .errors import BudgetFileError, TFLiteError
+from .options import add_options, asks_for_settings, invocation_path, run_settings
 
 if TYPE_CHECKING:
+    from .checker import BudgetChecker
+    from .conversion.cache.storage import CacheStats
     from .engine import Settings
     from .results import Entry
 
@@ -36,84 +28,11 @@ MARKER = "tflite_budget"
 CACHE_PROPERTY = "tflite_cache"
 PLUGIN_KEY = pytest.StashKey["TFLitePlugin"]()
 BUDGET_KEY = pytest.StashKey["Any"]()
-CHECKER_KEY = pytest.StashKey[BudgetChecker]()
+CHECKER_KEY = pytest.StashKey["BudgetChecker"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("tflite", "TFLite model budgets (pytest-tflite)")
-    group.addoption("--tflite-budget-dir", dest="tflite_budget_dir", default=None, metavar="DIR",
-                    help="directory of budget files (relative to the current directory); "
-                         "default: the tflite_budget_dir ini key, else <rootdir>/budgets")
-    group.addoption("--tflite-report", dest="tflite_report", default=None, metavar="PATH",
-                    help="write the JSON report of every checked model variant to PATH")
-    from .reports.markdown import comment_id  # light: the standard library and results
-
-    group.addoption("--tflite-markdown", dest="tflite_markdown", default=None, metavar="PATH",
-                    help="write a pull-request comment body (Markdown, base -> head deltas) to "
-                         "PATH; post it with `tflite-budget comment`")
-    group.addoption("--tflite-comment-id", dest="tflite_comment_id", default="budgets",
-                    type=comment_id, metavar="ID",
-                    help="the comment's hidden marker, <!-- pytest-tflite:ID --> (default "
-                         "budgets): one comment per ID on a pull request")
-    group.addoption("--tflite-html", dest="tflite_html", default=None, metavar="PATH",
-                    help="write a self-contained HTML report with plots to PATH")
-    group.addoption("--tflite-no-cache", dest="tflite_no_cache", action="store_true",
-                    default=None, help="convert every model afresh instead of using the cache")
-    group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
-                    help="show the converter's own output, hidden by default (also with -vv)")
-    group.addoption("--tflite-delegates", dest="tflite_delegates", type=delegate_list,
-                    default=None, metavar="LIST",
-                    help="measure only these delegates (comma-separated, e.g. xnnpack,builtin); "
-                         "budgets on the others are skipped")
-    group.addoption("--tflite-no-runtime", dest="tflite_no_runtime", action="store_true",
-                    default=None, help="skip runtime measurement: latency, measured memory and "
-                                       "delegation budgets are reported as skipped")
-    group.addoption("--tflite-require-delegates", dest="tflite_require_delegates",
-                    action="store_true", default=None,
-                    help="fail, instead of skip, budgets on delegates this machine lacks")
-    group.addoption("--tflite-baseline-save", dest="tflite_baseline_save", default=None,
-                    metavar="DIR", help="save this run's results and models as a baseline in DIR "
-                                        "(on the base branch)")
-    group.addoption("--tflite-baseline", dest="tflite_baseline", default=None, metavar="DIR",
-                    help="compare against the baseline in DIR under the budget files' "
-                         "[regression] tolerances")
-    group.addoption("--tflite-strict", dest="tflite_strict", action="store_true", default=None,
-                    help="fail, instead of skip, a latency comparison still inconclusive after "
-                         "its re-measure")
-    group.addoption("--tflite-update-budgets", dest="tflite_update_budgets", action="store_true",
-                    default=None, help="rewrite the budget files this run checked so limits "
-                                       "follow the model down: a limit the model beats by more "
-                                       "than the headroom tightens to measured + headroom "
-                                       "(comments and layout kept)")
-    group.addoption("--tflite-headroom", dest="tflite_headroom", type=percentage, default=None,
-                    metavar="PCT", help="headroom left by --tflite-update-budgets (default 10%%)")
-    group.addoption("--tflite-ratchet-timing", dest="tflite_ratchet_timing", action="store_true",
-                    default=None, help="let --tflite-update-budgets tighten latency and peak_rss "
-                                       "limits too (left alone by default: timings drift)")
-    group.addoption("--tflite-loosen", dest="tflite_loosen", action="store_true", default=None,
-                    help="let --tflite-update-budgets raise a limit the model breaks to "
-                         "measured + headroom (limits never loosen otherwise)")
-    group.addoption("--tflite-threads", dest="tflite_threads", type=positive_int, default=None,
-                    metavar="N", help="interpreter threads (overrides budget files; default 1)")
-    group.addoption("--tflite-timeout", dest="tflite_timeout", type=positive_float, default=None,
-                    metavar="SECONDS", help="time limit in seconds for each worker run: a "
-                                            "delegate's measurement, an evaluation, a sanity "
-                                            "check (default 300)")
-    group.addoption("--tflite-max-memory", dest="tflite_max_memory", type=size, default=None,
-                    metavar="SIZE", help="memory cap of each worker run, e.g. \"2 GiB\" "
-                                         "(default: the container's or machine's memory divided "
-                                         "by the xdist workers)")
-    parser.addini("tflite_delegates", "delegates measured for every checked model, besides "
-                  "those its budgets name (comma-separated)", default=None)
-    parser.addini("tflite_threads", "interpreter threads (default 1)", default=None)
-    parser.addini("tflite_timeout", "time limit in seconds for each worker run (default 300)",
-                  default=None)
-    parser.addini("tflite_max_memory", "memory cap of each worker run (default: the memory "
-                  "divided by the xdist workers)", default=None)
-    parser.addini("tflite_budget_dir", "directory of budget files, relative to the ini file "
-                  "(default: <rootdir>/budgets)", default=None)
-    parser.addini("tflite_cache_dir", "directory of the conversion cache, relative to the ini "
-                  "file (default: pytest's cache dir, .pytest_cache/d/tflite)", default=None)
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -136,6 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = TFLitePlugin(config)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "tflite-plugin")
+    if asks_for_settings(config):
+        plugin.settings  # noqa: B018 - a bad value or baseline stops the run now, named
 
 
 class TFLitePlugin:
@@ -149,7 +70,6 @@ class TFLitePlugin:
         self.cache_hits = 0
         self.cache_misses = 0
         self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
-        self.settings = self.run_settings()
 
     # ------------------------------------------------------------ settings
 
@@ -174,7 +94,7 @@ class TFLitePlugin:
     def cache(self) -> Any:
         if self.config.getoption("tflite_no_cache"):
             return None
-        from .conversion.cache import ConversionCache, default_dir
+        from .conversion.cache.storage import ConversionCache, default_dir
 
         directory = self._ini_path("tflite_cache_dir")
         if directory is None:
@@ -182,70 +102,17 @@ class TFLitePlugin:
             directory = Path(cache.mkdir("tflite")) if cache is not None else default_dir()
         return ConversionCache(directory)
 
-    def run_settings(self) -> Settings:
-        from .engine import Settings
-        from .measure.lock import lock_path
-
-        config = self.config
-        try:
-            ini = ini_runtime_settings({name: config.getini(f"tflite_{name}")
-                                        for name in INI_RUNTIME_KEYS})
-        except argparse.ArgumentTypeError as exc:
-            raise pytest.UsageError(f"pytest-tflite ini setting: {exc}") from None
-        cli: dict[str, Any] = {}
-        if config.getoption("tflite_threads"):
-            cli["threads"] = config.getoption("tflite_threads")
-        if config.getoption("tflite_timeout"):
-            cli["timeout"] = config.getoption("tflite_timeout") * 1000
-        if config.getoption("tflite_max_memory"):
-            cli["max_memory"] = config.getoption("tflite_max_memory")
-        return Settings(
-            runtime_off="runtime measurement off (--tflite-no-runtime)"
-            if config.getoption("tflite_no_runtime") else None,
-            delegate_filter=config.getoption("tflite_delegates"),
-            require_delegates=bool(config.getoption("tflite_require_delegates")),
-            baseline=self.open_baseline(),
-            strict=bool(config.getoption("tflite_strict")),
-            ini=ini,
-            command_line=cli,
-            lock_file=lock_path(config.rootpath),
-            runners=self.runners(),
-        )
-
-    def runners(self) -> Any:
-        """[tool.pytest-tflite.runners.*] of the inifile when it is a pyproject.toml, else of
-        the rootdir's pyproject.toml (none: a budget naming a runner is refused at load)."""
-        from .errors import TFLiteError
-        from .runner_config import load
-
-        inipath = self.config.inipath
-        pyproject = (inipath if inipath is not None and inipath.name == "pyproject.toml"
-                     else self.config.rootpath / "pyproject.toml")
-        try:
-            return load(pyproject)
-        except TFLiteError as exc:
-            raise pytest.UsageError(f"pytest-tflite runners: {exc}") from None
-
-    def _invocation_path(self, option: str) -> Path | None:
-        value = self.config.getoption(option)
-        return (Path(self.config.invocation_params.dir) / str(value)).resolve() if value else None
-
-    def open_baseline(self) -> Any:
-        """``--tflite-baseline``: opened once; missing, corrupt or another version stops the run
-        at start with the reason, since every regression verdict would be meaningless."""
-        directory = self._invocation_path("tflite_baseline")
-        if directory is None:
-            return None
-        from .baseline import Baseline, BaselineError
-
-        try:
-            return Baseline.open(directory)
-        except BaselineError as exc:
-            raise pytest.UsageError(f"--tflite-baseline: {exc}") from None
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """Resolved the first time a budget, a marker, a fixture or a tflite option needs them,
+        so a suite that uses none of them never loads the engine (nor pydantic)."""
+        return run_settings(self.config)
 
     def baseline_entries(self) -> dict[tuple[str, str], Any]:
         """The baseline's entry of each checked variant, for reports that draw base beside head."""
-        baseline = self.settings.baseline
+        # Asked only with entries and the option: a run that checked nothing resolves nothing.
+        baseline = (self.settings.baseline
+                    if self.entries and self.config.getoption("tflite_baseline") else None)
         if baseline is None:
             return {}
         found = {}
@@ -259,14 +126,15 @@ class TFLitePlugin:
         return found
 
     def save_baseline(self, session: pytest.Session) -> None:
-        directory = self._invocation_path("tflite_baseline_save")
+        directory = invocation_path(self.config, "tflite_baseline_save")
         if directory is None:
             return
-        from .baseline import BaselineError, environment_fingerprint, save
-        from .engine import run_threads
+        from .baseline import BaselineError, save
+        from .environment import environment_fingerprint
 
         try:
-            lines = save(directory, self.entries, environment_fingerprint(run_threads(self.settings)))
+            lines = save(directory, self.entries,
+                         environment_fingerprint(self.settings.runtime().threads))
         except BaselineError as exc:
             self.written.append(f"tflite baseline NOT saved: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -274,31 +142,20 @@ class TFLitePlugin:
         self.written += [f"tflite baseline saved: {directory} ({len(lines)} model variant(s))",
                          *lines]
 
-    def timeout_seconds(self) -> float:
-        """The worker limit known before a budget is read (for conversions' sanity runs)."""
-        from .measure.runtime import resolve_settings
-
-        return float(resolve_settings(self.settings.ini, self.settings.command_line)["timeout"]) / 1000
-
-    def max_memory(self) -> int | None:
-        """The memory cap known before a budget is read (for conversions' sanity runs)."""
-        from .measure.runtime import resolve_settings
-
-        value = resolve_settings(self.settings.ini, self.settings.command_line).get("max_memory")
-        return int(value) if value else None
-
     # ------------------------------------------------------------ budgets
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> Any:
         if file_path.suffix != ".toml" or not file_path.is_relative_to(self.budget_dir()):
             return None
-        from .budget_items import BudgetSourceFile, names_a_source
+        from .collector import BudgetSourceFile, names_a_source
 
         try:
             text = file_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-        return BudgetSourceFile.from_parent(parent, path=file_path) if names_a_source(text) else None
+        if not names_a_source(text):
+            return None
+        return BudgetSourceFile.from_parent(parent, path=file_path, plugin=self)
 
     def load_budget(self, path: Path) -> Any:
         if path not in self.budgets:
@@ -323,7 +180,7 @@ class TFLitePlugin:
                         f"e.g. @pytest.mark.{MARKER}('digits_cnn')", pytrace=False)
         try:
             item.stash[BUDGET_KEY] = self.load_budget(self.budget_path(marker.args[0]))
-        except BudgetFileError as exc:
+        except (BudgetFileError, pytest.UsageError) as exc:  # a bad file, or runner table
             pytest.fail(str(exc), pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
@@ -351,12 +208,14 @@ class TFLitePlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Teardown reports carry every property the test recorded; with xdist they arrive here
         # on the controller, so one code path serves both.
-        if report.when != "teardown":
+        if report.when != "teardown" or not report.user_properties:
             return
-        from .results import Entry
+        from .checker import ENTRY_PROPERTY
 
         for name, value in report.user_properties:
             if name == ENTRY_PROPERTY:
+                from .results import Entry
+
                 self.entries.append(Entry.from_json(json.loads(str(value))))
             elif name == CACHE_PROPERTY:
                 counts = json.loads(str(value))
@@ -364,6 +223,8 @@ class TFLitePlugin:
                 self.cache_misses += counts["misses"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not (self.entries or self.written or self.cache_hits or self.cache_misses):
+            return  # nothing to say: spare a suite that never checked a model the import
         from .reports.tables import summary_lines
 
         lines = summary_lines(self.entries, self.cache_hits, self.cache_misses)
@@ -395,9 +256,11 @@ class TFLitePlugin:
         # Reports are written once, by the controller: xdist workers' entries reach it.
         if hasattr(self.config, "workerinput"):
             return
-        from .reports.publish import publish
+        if self.entries or any(self.config.getoption(f"tflite_{name}")
+                               for name in ("report", "markdown", "html")):
+            from .reports.publish import publish
 
-        self.written += publish(self.entries, self.report_options(), self.baseline_entries())
+            self.written += publish(self.entries, self.report_options(), self.baseline_entries())
         self.save_baseline(session)
         if self.config.getoption("tflite_update_budgets"):
             self.written += self.update_budgets()
@@ -428,6 +291,8 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
         pytest.fail(f"the tflite_budget fixture needs @pytest.mark.{MARKER}('NAME') on the test "
                     f"to know which budget file to use", pytrace=False)
     plugin = request.config.stash[PLUGIN_KEY]
+    from .checker import BudgetChecker
+
     checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid,
                             lambda name, value: item.user_properties.append((name, value)),
                             plugin.settings,
@@ -444,7 +309,7 @@ def _heavy_work(plugin: TFLitePlugin) -> Iterator[None]:
     from .measure.lock import shared, wait_limit
 
     try:
-        with shared(plugin.settings.lock_file, wait_limit(plugin.timeout_seconds())):
+        with shared(plugin.settings.lock_file, wait_limit(plugin.settings.runtime().timeout)):
             yield
     except TFLiteError as exc:
         raise type(exc)(str(exc)).with_traceback(None) from None
@@ -465,6 +330,8 @@ def tflite_convert(
 
     Same arguments as ``pytest_tflite.convert``; conversions are cached (see the README).
     """
+    from .conversion.cache.storage import CacheStats
+
     plugin = request.config.stash[PLUGIN_KEY]
     stats = CacheStats()
     cache = plugin.cache()
@@ -476,8 +343,9 @@ def tflite_convert(
         from .conversion.recipes import convert as run_conversion
         from .measure.memory_cap import limit
 
-        with _heavy_work(plugin), limit(plugin.max_memory()):
-            kwargs.setdefault("timeout", plugin.timeout_seconds())
+        runtime = plugin.settings.runtime()
+        with _heavy_work(plugin), limit(runtime.max_memory):
+            kwargs.setdefault("timeout", runtime.timeout)
             return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
                                   output_dir=output_dir, quiet=not plugin.verbose, **kwargs)
 
@@ -492,6 +360,8 @@ def tflite_prune(request: pytest.FixtureRequest) -> Generator[Callable[..., Any]
     ``pytest_tflite.optimize.prune`` with its result cached like conversions (the pruned weights,
     keyed by model, target, options and data), so a rerun skips the fine-tune.
     """
+    from .conversion.cache.storage import CacheStats
+
     plugin = request.config.stash[PLUGIN_KEY]
     stats = CacheStats()
     cache = plugin.cache()

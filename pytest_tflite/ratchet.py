@@ -54,7 +54,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from .conversion.cache import write_atomic
+from .files import write_atomic
+from .keys import KEYS, Key, RatchetKind
 from .results import Entry
 from .units import PERCENT_RE, format_bytes, format_ms, parse_size, parse_time, unit_bytes
 
@@ -63,7 +64,7 @@ DEFAULT_HEADROOM = 0.10
 Direction = Literal["upper", "lower"]
 # size: bytes; time: milliseconds; number: any figure; fraction: 0..1; delegated_fraction and
 # count: structural delegation figures, written without headroom.
-Kind = Literal["size", "time", "number", "fraction", "delegated_fraction", "count"]
+Kind = RatchetKind
 
 
 @dataclass(frozen=True)
@@ -75,39 +76,18 @@ class Rule:
     timing: bool = False  # moves only with --tflite-ratchet-timing
 
 
-_LATENCY_KEYS = ("median", "mean", "p90", "p99", "cpu", "init", "first_invoke")
+def _direction(key: Key) -> Direction:
+    if key.direction not in ("upper", "lower"):
+        raise ValueError(f"{key.path}: a ratchet rule needs an upper or a lower limit")
+    return "upper" if key.direction == "upper" else "lower"
 
-# Keyed as ``budget.KEY_KINDS`` names budget keys (tests hold the two lists together).
-RULES: dict[str, Rule] = {
-    "size.max": Rule("upper", "size"),
-    "size.max_gzip": Rule("upper", "size"),
-    "memory.planned_arena": Rule("upper", "size"),
-    "memory.planned_total": Rule("upper", "size"),
-    "memory.<delegate>.arena": Rule("upper", "size"),
-    "memory.<delegate>.peak_rss": Rule("upper", "size", timing=True),
-    **{f"latency.<delegate>.{key}": Rule("upper", "time", timing=True) for key in _LATENCY_KEYS},
-    "latency.<delegate>.per_sample.median": Rule("upper", "time", timing=True),
-    "accuracy.min": Rule("lower", "number"),
-    "accuracy.max": Rule("upper", "number"),
-    "accuracy.max_drop": Rule("upper", "number"),
-    "fidelity.min_top1_agreement": Rule("lower", "fraction"),
-    "fidelity.min_cosine": Rule("lower", "fraction"),
-    "fidelity.max_abs_error": Rule("upper", "number"),
-    "fidelity.min_snr_db": Rule("lower", "number"),
-    # fidelity.cross: the same figures, between two delegates of one model.
-    "fidelity.cross.min_top1_agreement": Rule("lower", "fraction"),
-    "fidelity.cross.min_cosine": Rule("lower", "fraction"),
-    "fidelity.cross.max_abs_error": Rule("upper", "number"),
-    "fidelity.cross.min_snr_db": Rule("lower", "number"),
-    "sparsity.min": Rule("lower", "fraction"),
-    "sparsity.layers.<layer>.min": Rule("lower", "fraction"),
-    "delegation.<delegate>.min_fraction": Rule("lower", "delegated_fraction"),
-    "delegation.<delegate>.max_partitions": Rule("upper", "count"),
-}
-LEFT_ALONE: dict[str, str] = {
-    "sparsity.pattern": 'an N:M pattern such as "2:4", not a number',
-    "delegation.<delegate>.forbid_fallback": "a list of op names, not a number",
-}
+
+# From the registry (keys.py), keyed as ``KEY_KINDS`` names budget keys: every budget key has a
+# rule or a reason to stay.
+RULES: dict[str, Rule] = {key.path: Rule(_direction(key), key.ratchet, key.timing)
+                          for key in KEYS if key.kind == "budget" and key.ratchet is not None}
+LEFT_ALONE: dict[str, str] = {key.path: key.left_alone
+                              for key in KEYS if key.kind == "budget" and key.ratchet is None}
 
 _SIZE_STRING = re.compile(r"^\s*\d+(?:\.\d+)?\s*(B|KB|KiB|MB|MiB)\s*$")
 _SMALLER_UNIT = {"MiB": "KiB", "KiB": "B", "MB": "KB", "KB": "B"}

@@ -8,6 +8,7 @@ value to value; latency compares by the paired timing of both models in one work
 from __future__ import annotations
 
 from .budget import Regression, Relative
+from .keys import SIMPLE_REGRESSIONS, figure
 from .results import Check, Comparison, Measurement, Verdict
 
 NO_BASELINE = "not compared: no baseline"
@@ -29,15 +30,15 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
     if baseline is None:
         return [Check(f"regression.{key}", None, None, "skip", reason=missing) for key in keys]
     checks: list[Check] = []
-    for key, unit in (("size", "bytes"), ("gzip", "bytes"), ("planned_arena", "bytes")):
-        tolerance = getattr(regression, key)
-        if tolerance is not None:
-            field = {"size": "size_bytes", "gzip": "gzip_bytes"}.get(key, "planned_arena_bytes")
-            checks.append(_grew(f"regression.{key}", getattr(measurement, field),
-                                getattr(baseline, field), tolerance, unit))
-    if regression.sparsity is not None:
-        checks.append(_fell("regression.sparsity", measurement.sparsity, baseline.sparsity,
-                            regression.sparsity))
+    for key in SIMPLE_REGRESSIONS:  # size, planned_arena, sparsity ...: value to value
+        tolerance = getattr(regression, key.leaf)
+        if tolerance is None:
+            continue
+        found, base = figure(key, measurement), figure(key, baseline)
+        if key.direction == "upper":
+            checks.append(_grew(key.path, found, base, tolerance, key.check_unit))
+        else:
+            checks.append(_fell(key.path, found, base, tolerance))
     if regression.accuracy is not None:
         checks.append(_accuracy(measurement, baseline, regression.accuracy, higher_is_better,
                                 without_data))

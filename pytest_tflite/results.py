@@ -8,6 +8,8 @@ in base units: bytes, milliseconds, fractions 0..1. Imports neither pytest nor T
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -60,6 +62,28 @@ class SparsityPattern(TypedDict):
     layers: list[PatternLayer]
     skipped: list[PatternLayer]
 
+
+def layer_matches(budget_name: str, tensor_name: str) -> bool:
+    """Whether a budget's layer name names this weight tensor: it must equal one of the tensor
+    name's "/"- or ";"-separated segments, so ``dense`` names ``model/dense/MatMul`` but not
+    ``model/dense_1/MatMul``."""
+    return budget_name in re.split(r"[/;]", tensor_name)
+
+
+def named_layer_sparsity(layers: Iterable[Mapping[str, Any]], budget_name: str) -> float | None:
+    """The sparsity of the weights a budget's layer name matches (``layer_matches`` on each
+    entry's tensor name), weighted by elements; None when it matches none. ``layers``: the
+    ``sparsity_layers`` entries of a measurement."""
+    zeros = elements = 0
+    matched = False
+    for layer in layers:
+        if layer_matches(budget_name, layer["tensor"]):
+            matched = True
+            zeros += layer["zeros"]
+            elements += layer["elements"]
+    if not matched:
+        return None
+    return zeros / elements if elements else 0.0
 
 
 def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +269,10 @@ class Measurement:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def layer_sparsity(self, budget_name: str) -> float | None:
+        """``sparsity.layers.NAME.min``'s figure: the weights ``budget_name`` names, together."""
+        return named_layer_sparsity(self.sparsity_layers, budget_name)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Measurement:

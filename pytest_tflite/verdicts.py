@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from .budget import (
     AccuracyBudget,
@@ -17,6 +18,8 @@ from .budget import (
     Regression,
     Variant,
 )
+from .keys import FIDELITY_LIMITS, LATENCY_LIMITS, MEMORY_LIMITS, STATIC_LIMITS, figure
+from .op_names import builtin_op_names
 from .regressions import NO_BASELINE, regression_checks
 from .results import (
     Accuracy,
@@ -28,25 +31,14 @@ from .results import (
     Verdict,
 )
 
+# The simple keys, from the registry (keys.py): a leaf of the delegate's table -> its figure.
 LATENCY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
-    "median": lambda d: d.latency_ms.median if d.latency_ms else None,
-    "mean": lambda d: d.latency_ms.mean if d.latency_ms else None,
-    "p90": lambda d: d.latency_ms.p90 if d.latency_ms else None,
-    "p99": lambda d: d.latency_ms.p99 if d.latency_ms else None,
-    "cpu": lambda d: d.cpu_ms,
-    "init": lambda d: d.init_ms,
-    "first_invoke": lambda d: d.first_invoke_ms,
-}
+    key.leaf: partial(figure, key) for key in LATENCY_LIMITS}
 MEMORY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
-    "arena": lambda d: d.arena_bytes,
-    "peak_rss": lambda d: d.peak_rss_bytes,
-}
-FIDELITY_KEYS = {  # budget key -> (measured field, higher is better)
-    "min_top1_agreement": ("top1_agreement", True),
-    "min_cosine": ("cosine", True),
-    "max_abs_error": ("max_abs_error", False),
-    "min_snr_db": ("snr_db", True),
-}
+    key.leaf: partial(figure, key) for key in MEMORY_LIMITS}
+# budget key -> (measured field of Fidelity/CrossFidelity, higher is better)
+FIDELITY_KEYS = {key.leaf: (key.reads.rsplit(".", 1)[-1], key.direction == "lower")
+                 for key in FIDELITY_LIMITS}
 
 
 @dataclass(frozen=True)
@@ -71,15 +63,11 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
     """Every budget key of ``variant`` against ``measurement``, and the file's ``[regression]``
     against ``baseline`` (the base branch's measurement of the same variant, if any)."""
     checks: list[Check] = []
-    if variant.size is not None:
-        checks += _at_most("size.max", measurement.size_bytes, variant.size.max, "bytes")
-        checks += _at_most("size.max_gzip", measurement.gzip_bytes, variant.size.max_gzip, "bytes")
-    if variant.memory is not None:
-        checks += _at_most("memory.planned_arena", measurement.planned_arena_bytes,
-                           variant.memory.planned_arena, "bytes")
-        checks += _at_most("memory.planned_total",
-                           measurement.planned_arena_bytes + measurement.planned_state_bytes,
-                           variant.memory.planned_total, "bytes")
+    for static in STATIC_LIMITS:  # size.max, memory.planned_arena ...: figures of the file itself
+        table, leaf = static.path.split(".")
+        if (budget := getattr(variant, table)) is not None:
+            checks += _at_most(static.path, figure(static, measurement), getattr(budget, leaf),
+                               static.check_unit)
     delegates = _DelegateJudge(measurement.delegates, context)
     for delegate, latency in variant.latency.items():
         for key, read in LATENCY_KEYS.items():
@@ -114,8 +102,6 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
 
 
 def _sparsity_checks(measurement: Measurement, variant: Variant) -> list[Check]:
-    from .measure.sparsity import named_layer_sparsity
-
     budget = variant.sparsity
     if budget is None:
         return []
@@ -127,7 +113,7 @@ def _sparsity_checks(measurement: Measurement, variant: Variant) -> list[Check]:
     layers = measurement.sparsity_layers
     for name, layer in budget.layers.items():
         metric = f"sparsity.layers.{name}.min"
-        matched = named_layer_sparsity(layers, name)
+        matched = measurement.layer_sparsity(name)
         if matched is None:
             known = ", ".join(sorted({entry["name"] for entry in layers})) or "none"
             checks.append(Check(metric, None, layer.min, "error",
@@ -380,8 +366,6 @@ class _DelegateJudge:
 def _fallback(metric: str, found: DelegateResult, forbidden: list[str]) -> Check:
     """Forbidden ops left to CPU kernels. The runtime names a custom op by its own name, so
     ``CUSTOM`` matches every op that is not a builtin one and ``CUSTOM:Name`` matches ``Name``."""
-    from .flatbuffer import builtin_op_names
-
     if found.fallback_ops is None:
         return Check(metric, None, 0.0, "error", reason=found.reason or "delegation not measurable")
     builtin = builtin_op_names()

@@ -10,6 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Fixed-seed property tests draw a sample in the suite; the full budget runs from
+# bench/hardening_hypothesis.py (thousands per property), or as the suite's own tests with
+# `pytest tests/test_budget_hypothesis.py -n 0 --hypothesis-profile=full`.
+settings.register_profile("suite", max_examples=30)
+settings.register_profile("full", max_examples=100)
+settings.load_profile("suite")
 
 # Inner pytester runs start their own interpreters; keep TensorFlow's start-up banner out of the
 # output the tests read.
@@ -105,6 +113,6 @@ def cnn_samples() -> np.ndarray:
 
 @pytest.fixture
 def isolated_cache(tmp_path: Path) -> Any:
-    from pytest_tflite.conversion.cache import CacheStats, ConversionCache
+    from pytest_tflite.conversion.cache.storage import CacheStats, ConversionCache
 
     return ConversionCache(tmp_path / "cache"), CacheStats()

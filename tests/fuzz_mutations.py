@@ -553,7 +553,7 @@ def mutants(per_class: int, seed: int, classes: list[str] | None = None) -> Iter
 
 # ---------------------------------------------------------------- outcomes
 
-# What the package says, by where it says it (flatbuffer.py, static checks, runtime.py,
+# What the package says, by where it says it (flatbuffer/, static checks, runtime.py,
 # worker/delegates.py, worker/main.py). Order matters: the first match names the category.
 CATEGORIES = [
     ("not a TFLite model", r"not a TFLite model"),

@@ -1,5 +1,5 @@
-"""Accuracy and fidelity (measure/accuracy.py, measure/metrics.py, worker/inference.py) on real
-models.
+"""Accuracy and fidelity (measure/accuracy.py, conversion/reference.py, measure/metrics.py,
+worker/inference.py) on real models.
 
 Every value the package reports is recomputed here without it: the candidate runs in
 ``ai_edge_litert``'s Interpreter one sample at a time, with inputs quantized and outputs
@@ -683,6 +683,7 @@ def test_two_head_keras_model_converts_with_the_sanity_check(models_dir):
 
 def test_savedmodel_and_float_tflite_references_match_keras(tmp_path, digits, digits_cnn,
                                                             digits_int8, digits_float):
+    from pytest_tflite.conversion.reference import run_reference
     from pytest_tflite.measure import accuracy
 
     saved = tmp_path / "saved_model"
@@ -692,7 +693,7 @@ def test_savedmodel_and_float_tflite_references_match_keras(tmp_path, digits, di
     data = accuracy.eval_data((digits.x_test, digits.y_test))
     checker = checker_for(tmp_path, DIGITS_BUDGET)
     for reference in (digits_cnn, saved, str(saved), digits_float.path, digits_float):
-        scores = accuracy.run_reference(reference, data, None)
+        scores = run_reference(reference, data, None)
         np.testing.assert_array_equal(scores.argmax(axis=1), keras_scores.argmax(axis=1))
         np.testing.assert_allclose(scores, keras_scores, rtol=1e-4, atol=1e-5)
         entry = checker.check(digits_int8, eval_data=(digits.x_test, digits.y_test),

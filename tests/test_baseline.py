@@ -13,9 +13,9 @@ from pytest_tflite.baseline import (
     BASELINE_VERSION,
     Baseline,
     BaselineError,
-    environment_fingerprint,
     save,
 )
+from pytest_tflite.environment import environment_fingerprint
 from pytest_tflite.results import Check, Entry, Measurement
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -28,8 +28,9 @@ import tomlkit
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_tflite.budget import KEY_KINDS, json_schema, load
+from pytest_tflite.budget import json_schema, load
 from pytest_tflite.errors import BudgetFileError
+from pytest_tflite.keys import KEY_KINDS, NAMES_UNDER
 
 SCHEMA: dict[str, Any] = json.loads(json_schema())
 DEFS: dict[str, Any] = SCHEMA["$defs"]
@@ -58,9 +59,6 @@ BY_DESIGN = {
     "cross_itself": re.compile(r"fidelity\.cross compares two delegates"),
 }
 
-# Key-path placeholders, as budget.KEY_KINDS writes them.
-NAMED = {"variants": "<variant>", "memory": "<delegate>", "layers": "<layer>",
-         "input_shapes": "<input>"}
 INT64 = 2**63 - 1
 
 # Every leaf path the generator can emit (filled while the strategies are built) and every one
@@ -170,7 +168,7 @@ def _object(node: dict[str, Any], path: tuple[str, ...]) -> st.SearchStrategy[di
         names = node.get("propertyNames", {}).get("pattern")
         keys = st.from_regex(names, fullmatch=True) if names else st.text(max_size=12)
         named.append((keys.filter(lambda key: key not in fixed),
-                      from_schema(extra, (*path, NAMED[path[-1]]))))
+                      from_schema(extra, (*path, NAMES_UNDER[path[-1]]))))
     least = node.get("minProperties", 0)
 
     @st.composite
@@ -360,7 +358,7 @@ def hypothesis_settings(max_examples: int) -> settings:
                                            HealthCheck.filter_too_much])
 
 
-SUITE = hypothesis_settings(100)
+SUITE = hypothesis_settings(settings.default.max_examples)  # the profile's: tests/conftest.py
 
 
 @SUITE

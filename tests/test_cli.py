@@ -355,6 +355,81 @@ def test_unknown_delegate_exits_2(cnn: Path) -> None:
     assert "unknown delegate 'xnnpak'" in err
 
 
+# ---------------------------------------------------------------- the ini file, as pytest reads it
+
+INI_KEYS = {"tflite_threads": "3", "tflite_timeout": "12.5", "tflite_max_memory": "1 GiB",
+            "tflite_delegates": "reference"}
+FROM_INI = {"threads": 3, "timeout": 12.5, "max_memory": 2**30, "delegates": ("reference",)}
+BUILT_IN = {"threads": 1, "timeout": 300.0, "max_memory": None, "delegates": ()}
+
+
+def _section(header: str, quote: str = "") -> str:
+    return header + "\n" + "".join(f"{key} = {quote}{value}{quote}\n"
+                                    for key, value in INI_KEYS.items())
+
+
+# Layout -> (files relative to the project root, the directory the run starts in). Each layout
+# is one of pytest's rules: the file kinds it reads, which file wins, how far up it looks.
+LAYOUTS: dict[str, tuple[dict[str, str], str]] = {
+    "pytest.ini": ({"pytest.ini": _section("[pytest]")}, "."),
+    "pyproject.toml": ({"pyproject.toml": _section("[tool.pytest.ini_options]", '"')}, "."),
+    "tox.ini": ({"tox.ini": _section("[pytest]")}, "."),
+    "setup.cfg": ({"setup.cfg": _section("[tool:pytest]")}, "."),
+    # pytest.ini beats tox.ini in one folder; a setup.cfg without a pytest section is skipped on
+    # the way up from a nested folder.
+    "nested, first file wins": ({"pytest.ini": _section("[pytest]"),
+                                 "tox.ini": "[pytest]\ntflite_threads = 7\n",
+                                 "pkg/setup.cfg": "[metadata]\nname = x\n"}, "pkg/sub"),
+    "none": ({}, "."),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_cli_reads_the_ini_file_pytest_reads(pytester: pytest.Pytester, layout: str) -> None:
+    """The CLI finds and reads the configuration file by pytest's own discovery; pinned here on
+    this pytest and, in .ci/run's floor run, on pytest 8.0 (the private code differs)."""
+    from dataclasses import asdict
+
+    from pytest_tflite.arguments import ini_file_layer
+    from pytest_tflite.plugin import PLUGIN_KEY
+    from pytest_tflite.settings import resolve_runtime
+
+    files, start = LAYOUTS[layout]
+    for name, text in files.items():
+        (pytester.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (pytester.path / name).write_text(text)
+    (pytester.path / start).mkdir(parents=True, exist_ok=True)
+    seen = []
+
+    class Recorder:
+        def pytest_sessionfinish(self, session: pytest.Session) -> None:
+            seen.append(session.config.stash[PLUGIN_KEY].settings.runtime())
+
+    pytester.runpytest_inprocess(start, "-p", "no:randomly", plugins=[Recorder()])
+    cli_side = resolve_runtime(ini=ini_file_layer(pytester.path / start))
+    assert seen == [cli_side]
+    expected = BUILT_IN if layout == "none" else FROM_INI
+    assert {key: asdict(cli_side)[key] for key in expected} == expected
+
+
+def test_measure_reads_the_ini_file_above_the_model(tmp_path: Path) -> None:
+    from .flatbuffer_models import chain_model
+
+    model = tmp_path / "models" / "relu.tflite"
+    model.parent.mkdir()
+    model.write_bytes(chain_model([64, 64]))
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntflite_threads = 2\n"
+                                         "tflite_delegates = reference\n")
+    code, out, err = _main("measure", model, "--json")
+    assert code == 0, err
+    delegates = json.loads(out)["delegates"]
+    assert list(delegates) == ["xnnpack", "builtin", "reference"]  # the ini's, besides the defaults
+    assert {found["threads"] for found in delegates.values()} == {2}
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntflite_threads = two\n")
+    code, out, err = _main("measure", model)
+    assert code == 2 and "pytest.ini: expected a whole number >= 1, got 'two'" in err
+
+
 # ---------------------------------------------------------------- the real console script
 
 

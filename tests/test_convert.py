@@ -178,7 +178,7 @@ def test_file_cache_hit_imports_no_tensorflow(tmp_path):
         import sys
         from pathlib import Path
         from pytest_tflite import convert
-        from pytest_tflite.conversion.cache import ConversionCache
+        from pytest_tflite.conversion.cache.storage import ConversionCache
         model = convert(Path({str(tmp_path / "m.keras")!r}),
                         cache=ConversionCache(Path({str(tmp_path / "cache")!r})))
         print(model.cache_hit, "tensorflow" in sys.modules)

@@ -24,29 +24,31 @@ import textwrap
 import time
 from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pytest_tflite import cli
-from pytest_tflite.measure import runtime
+from pytest_tflite import cli, settings
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model
 from .fuzz_mutations import CLASSES, MEASURED, fc_model, measure_outcome, mutants
 
-SEED = 20250611
-PER_CLASS = 6  # 48 mutants: about 20-30 s on 2 cores, most of it in the worker
+# The suite's sample: 3 rounds of the 8 classes (24 mutants, ~10-15 s, most of it in the worker).
+# Seed 4 is one whose 3 rounds reach allocate_tensors() in every class (20250611 needed 6);
+# bench/hardening_fuzz.py runs the same seed to 1,000 mutants, these first.
+SEED = 4
+PER_CLASS = 3
 TIMEOUT_S = 10.0
 BOUND_S = TIMEOUT_S + 15  # the worker's timeout plus process start and static checks
 
 
 @pytest.fixture(autouse=True)
 def short_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert {"warmup", "timing", "timeout"} <= set(runtime.BUILTIN_DEFAULTS)
-    monkeypatch.setitem(runtime.BUILTIN_DEFAULTS, "warmup", {"min_runs": 1, "min_seconds": 0})
-    monkeypatch.setitem(runtime.BUILTIN_DEFAULTS, "timing", {"min_runs": 3, "min_seconds": 0})
-    monkeypatch.setitem(runtime.BUILTIN_DEFAULTS, "timeout", TIMEOUT_S * 1000)
+    monkeypatch.setattr(settings, "BUILT_IN", replace(
+        settings.BUILT_IN, warmup=settings.Runs(1, 0), timing=settings.Runs(3, 0),
+        timeout=TIMEOUT_S))
 
 
 small_model = fc_model
@@ -90,7 +92,7 @@ def test_a_session_over_mutated_sources_reports_each_item_once(pytester: pytest.
     """Budget files whose sources are mutants: one outcome per item, one JSON entry per item."""
     (pytester.path / "models").mkdir()
     (pytester.path / "budgets").mkdir()
-    sample = list(mutants(2, SEED + 1))[:12]
+    sample = list(mutants(2, 20250612))[:12]
     for index, mutant in enumerate(sample):
         (pytester.path / "models" / f"m{index}.tflite").write_bytes(mutant.content)
         (pytester.path / "budgets" / f"m{index}.toml").write_text(textwrap.dedent(f"""
@@ -201,7 +203,7 @@ def test_custom_op_is_named(tmp_path: Path) -> None:
 
 def test_model_that_never_ends_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """WHILE (x < 1e9) x = relu(x): the interpreter never returns; the worker is killed."""
-    monkeypatch.setitem(runtime.BUILTIN_DEFAULTS, "timeout", 3000)
+    monkeypatch.setattr(settings, "BUILT_IN", replace(settings.BUILT_IN, timeout=3.0))
     path = tmp_path / "forever.tflite"
     path.write_bytes(build_model([
         Subgraph([Tensor("x", [1]), Tensor("y", [1])],
@@ -212,9 +214,11 @@ def test_model_that_never_ends_times_out(tmp_path: Path, monkeypatch: pytest.Mon
         Subgraph([Tensor("a", [1]), Tensor("b", [1])], [Op("RELU", [0], [1])],
                  inputs=[0], outputs=[1], name="body"),
     ]))
-    start = time.monotonic()
-    assert measure(path) == "timed out"
-    assert time.monotonic() - start < 15
+    outcome = measure_outcome(path, BOUND_S, tmp_path / "trace.log")
+    # Killed at the 3 s set here, not at the 10 s default nor the BOUND_S bound (a "hang"): no
+    # elapsed time is asserted, so a loaded machine cannot fail it.
+    assert (outcome.kind, outcome.category) == ("rejected", "timed out"), outcome
+    assert "timed out after 3 s" in outcome.message, outcome
 
 
 # ---------------------------------------------------------------- regressions the fuzz found

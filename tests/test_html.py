@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_tflite.reports import html
+from pytest_tflite.reports import budget_plot, html, latency_plot, svg
 from pytest_tflite.results import Check, DelegateResult, Entry
 
 from .test_reports import compared_entry, entry, latency, many_entries
@@ -112,11 +112,11 @@ def test_without_any_baseline_only_the_head_is_drawn():
 def test_long_sample_lists_are_thinned_and_keep_their_extremes():
     values = latency(1.0, n=1000).samples
     assert values is not None
-    thinned = html.svg.thin(values, html.MAX_DOTS)
-    assert len(thinned) == html.MAX_DOTS
+    thinned = svg.thin(values, latency_plot.MAX_DOTS)
+    assert len(thinned) == latency_plot.MAX_DOTS
     assert (thinned[0], thinned[-1]) == (min(values), max(values))
     big = entry(delegates={"xnnpack": DelegateResult("ok", latency_ms=latency(1.0, n=1000))})
-    assert parse(html.render([big])).count("latency", "circle", "lat-head") == html.MAX_DOTS
+    assert parse(html.render([big])).count("latency", "circle", "lat-head") == latency_plot.MAX_DOTS
 
 
 def test_the_page_is_self_contained_and_escapes_every_name():
@@ -146,7 +146,7 @@ def test_empty_and_large_runs_render():
     marks = parse(empty)
     assert set(marks.boxes) == {"latency", "budget", "size"} and not marks.counts
     large = parse(html.render(many_entries(300)))
-    assert large.count("budget", "circle", "budget-dot") == html.MAX_BUDGET_ROWS
+    assert large.count("budget", "circle", "budget-dot") == budget_plot.MAX_BUDGET_ROWS
     assert large.count("size", "rect", "size-bar") == 300
 
 
@@ -268,8 +268,8 @@ def test_a_few_slow_runs_do_not_squeeze_the_latency_axis():
     x = [float(v) for v in re.findall(r'class="mark lat-head" cx="([\d.]+)"', page)]
     assert len(x) == len(values)
     # The bulk spreads over most of the axis; the slow run sits at its right end.
-    assert max(x) == html.LAT_RIGHT and sorted(x)[-2] > html.LAT_LEFT + 0.8 * (
-        html.LAT_RIGHT - html.LAT_LEFT)
+    assert max(x) == latency_plot.LAT_RIGHT and sorted(x)[-2] > latency_plot.LAT_LEFT + 0.8 * (
+        latency_plot.LAT_RIGHT - latency_plot.LAT_LEFT)
 
 
 def test_the_base_size_comes_from_a_regression_check_too():

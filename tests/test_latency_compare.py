@@ -1,4 +1,4 @@
-"""The latency comparison (measure/compare.py, measure/worker/compare.py) and raw samples.
+"""The latency comparison (measure/paired_latency.py, measure/worker/compare.py) and raw samples.
 
 What is asserted is known without the code under test: the verdict rule at its edges; the same
 model against itself (or a byte-identical copy) has a true ratio of exactly 1; a chain of 6 TANH
@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +22,26 @@ import numpy as np
 import pytest
 
 from pytest_tflite.errors import ModelError
-from pytest_tflite.measure import compare as compare_module
-from pytest_tflite.measure.compare import (
+from pytest_tflite.measure import paired_latency as compare_module
+from pytest_tflite.measure.isolated import WorkerFailed
+from pytest_tflite.measure.paired_latency import (
     ComparisonFailed,
     compare_latency,
     judge_interval,
     measure_comparison,
 )
-from pytest_tflite.measure.isolated import WorkerFailed
-from pytest_tflite.measure.runtime import measure_delegate, resolve_settings
+from pytest_tflite.measure.runtime import measure_delegate
 from pytest_tflite.measure.worker.compare import ratio_interval, trimmed_mean
 from pytest_tflite.measure.worker.protocol import MAX_SAMPLES, capped_samples
 from pytest_tflite.results import DelegateResult
+from pytest_tflite.settings import CompareTiming, Runs, RuntimeSettings
 
 from .flatbuffer_models import chain_model
 from .test_rooms import FORBIDDEN_IN_WORKER
 
 # Short runs: a comparison here takes ~1-2 s, worker start included.
-QUICK = resolve_settings({"warmup": {"min_runs": 1, "min_seconds": 0.1},
-                          "compare": {"min_pairs": 20, "min_seconds": 0.5, "max_seconds": 1.5}})
+QUICK = RuntimeSettings(warmup=Runs(1, 0.1),
+                        compare=CompareTiming(min_pairs=20, min_seconds=0.5, max_seconds=1.5))
 TOLERANCE = 0.1
 SIZE = 1 << 16  # 64k floats: one TANH over it takes ~20-80 us
 
@@ -256,12 +258,12 @@ def test_a_decisive_first_run_is_not_re_measured(monkeypatch: pytest.MonkeyPatch
 def test_a_worker_that_times_out_says_how_to_allow_longer(monkeypatch: pytest.MonkeyPatch) -> None:
     def call_worker(arguments: list[str], timeout: float,
                     memory_cap: int | None = None) -> dict[str, Any]:
-        assert timeout == 12.5  # runtime.timeout is in milliseconds
+        assert timeout == 12.5  # seconds, as the settings hold it
         raise WorkerFailed(f"timed out after {timeout:g} s")
 
     monkeypatch.setattr(compare_module, "call_worker", call_worker)
     with pytest.raises(ComparisonFailed, match=r"timed out after 12\.5 s.*runtime\.timeout") as caught:
-        compare_latency("c.tflite", "b.tflite", "builtin", {**QUICK, "timeout": 12500}, 0.05)
+        compare_latency("c.tflite", "b.tflite", "builtin", replace(QUICK, timeout=12.5), 0.05)
     assert caught.value.status == "error"
 
 
@@ -280,8 +282,7 @@ def test_samples_are_capped_to_an_evenly_spaced_subset_in_time_order() -> None:
 
 def test_a_measurement_keeps_its_samples_and_loads_them(tmp_path: Path) -> None:
     model = tanh_chain(tmp_path, 2)
-    settings = resolve_settings({"warmup": {"min_runs": 1, "min_seconds": 0},
-                                 "timing": {"min_runs": 1200, "min_seconds": 0}})
+    settings = RuntimeSettings(warmup=Runs(1, 0), timing=Runs(1200, 0))
     result = measure_delegate(model, "builtin", settings)
     assert result.status == "ok", result.reason
     latency = result.latency_ms

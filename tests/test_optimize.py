@@ -227,7 +227,7 @@ def test_pruning_preserving_qat_keeps_the_zeros(trained, data, tmp_path):
 
 
 def test_cached_prune_skips_the_fine_tune_on_a_rerun(trained, data, tmp_path, monkeypatch):
-    from pytest_tflite.conversion.cache import CacheStats, ConversionCache
+    from pytest_tflite.conversion.cache.storage import CacheStats, ConversionCache
     from pytest_tflite.optimize import pruning as optimize
 
     cache, stats = ConversionCache(tmp_path / "cache"), CacheStats()

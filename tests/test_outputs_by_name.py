@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_tflite import ConversionError, convert
+from pytest_tflite.conversion.reference import run_reference
 from pytest_tflite.errors import EvaluationError, OutputOrderWarning
 from pytest_tflite.measure import accuracy
 
@@ -111,7 +112,7 @@ def test_output_name_selects_the_same_output_on_candidate_and_reference(
     candidate, _ = accuracy.run_candidate(converted.path, data, name)
     np.testing.assert_allclose(candidate, want, rtol=1e-5, atol=1e-5)
     for reference in (three_outputs, converted):  # a SavedModel and a float .tflite reference
-        np.testing.assert_allclose(accuracy.run_reference(reference, data, name), want,
+        np.testing.assert_allclose(run_reference(reference, data, name), want,
                                    rtol=1e-5, atol=1e-5)
 
 
@@ -121,7 +122,7 @@ def test_output_index_counts_the_signatures_names_on_both_sides(converted, three
     data = accuracy.eval_data(samples)
     for index, name in enumerate(["x_logits", "y_aux", "z_probs"]):
         candidate, _ = accuracy.run_candidate(converted.path, data, index)
-        reference = accuracy.run_reference(three_outputs, data, index)
+        reference = run_reference(three_outputs, data, index)
         np.testing.assert_allclose(candidate, want[name], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(reference, want[name], rtol=1e-5, atol=1e-5)
 
@@ -132,27 +133,27 @@ def test_unknown_output_name_is_an_error_listing_the_names(converted, three_outp
     with pytest.raises(EvaluationError, match=rf"output='scores'.*{names}"):
         accuracy.run_candidate(converted.path, data, "scores")
     with pytest.raises(EvaluationError, match=rf"output='scores'.*{names}"):
-        accuracy.run_reference(three_outputs, data, "scores")
+        run_reference(three_outputs, data, "scores")
     pick = rf"3 outputs: pick one with output=NAME \(one of {names}\)"
     with pytest.raises(EvaluationError, match=pick):
         accuracy.run_candidate(converted.path, data, None)
     with pytest.raises(EvaluationError, match=pick):
-        accuracy.run_reference(three_outputs, data, None)
+        run_reference(three_outputs, data, None)
 
 
 def test_dict_eval_data_must_use_the_models_input_names(converted, three_outputs, samples):
     want = saved_model_outputs(three_outputs, samples)["y_aux"]
     wrong = accuracy.eval_data({"feature": samples})
     for run in (lambda: accuracy.run_candidate(converted.path, wrong, "y_aux"),
-                lambda: accuracy.run_reference(three_outputs, wrong, "y_aux"),
-                lambda: accuracy.run_reference(converted, wrong, "y_aux")):
+                lambda: run_reference(three_outputs, wrong, "y_aux"),
+                lambda: run_reference(converted, wrong, "y_aux")):
         with pytest.raises(EvaluationError, match=r"\['feature'\].*\['features'\]"):
             run()
     for key in ("features", "serving_default_features:0"):
         data = accuracy.eval_data({key: samples})
         candidate, _ = accuracy.run_candidate(converted.path, data, "y_aux")
         np.testing.assert_allclose(candidate, want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(accuracy.run_reference(three_outputs, data, "y_aux"), want,
+        np.testing.assert_allclose(run_reference(three_outputs, data, "y_aux"), want,
                                    rtol=1e-5, atol=1e-5)
 
 
@@ -254,7 +255,7 @@ def test_keras_references_name_outputs_as_the_converter_does(flavour, as_dict, t
         assert name in names
         candidate, _ = accuracy.run_candidate(converted.path, data, name)
         np.testing.assert_allclose(candidate, want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(accuracy.run_reference(model, data, name), want,
+        np.testing.assert_allclose(run_reference(model, data, name), want,
                                    rtol=1e-5, atol=1e-5)
 
 
@@ -285,4 +286,4 @@ def test_several_keras3_inputs_go_in_by_name(tmp_path):
         converted = convert(model, recipe, arrays, float_io=True, output_dir=tmp_path)
         candidate, _ = accuracy.run_candidate(converted.path, data, None)
         np.testing.assert_allclose(candidate, want, atol=tolerance)
-    np.testing.assert_allclose(accuracy.run_reference(model, data, None), want, atol=1e-5)
+    np.testing.assert_allclose(run_reference(model, data, None), want, atol=1e-5)

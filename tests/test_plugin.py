@@ -306,6 +306,33 @@ def test_importing_the_plugin_loads_nothing_heavy():
     assert out.stdout.strip() == ""
 
 
+HEAVY = ("pydantic", "numpy", "pytest_tflite.engine", "ai_edge_litert", "tensorflow")
+
+
+def _session_modules(pytester: pytest.Pytester, *args: str) -> set[str]:
+    """The modules a plain suite's pytest process holds once the session is over."""
+    pytester.makeconftest("""
+        import sys
+        def pytest_unconfigure(config):  # after every sessionfinish and summary hook
+            with open("modules.txt", "w") as out:
+                out.write("\\n".join(sorted(sys.modules)))
+    """)
+    pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", *args)
+    result.assert_outcomes(passed=1)
+    return set((pytester.path / "modules.txt").read_text().split())
+
+
+def test_a_suite_that_uses_nothing_of_the_plugin_loads_nothing_heavy(pytester):
+    """No budget, marker or tflite option: the settings are never resolved, so neither the
+    engine nor pydantic, numpy or LiteRT load (collect overhead; see bench/collect_overhead.py)."""
+    modules = _session_modules(pytester)
+    assert "pytest_tflite.plugin" in modules  # the plugin itself is loaded: a real control
+    assert not [name for name in HEAVY if name in modules]
+    # The same probe sees the engine once an option asks for the settings.
+    assert "pytest_tflite.engine" in _session_modules(pytester, "--tflite-threads=2")
+
+
 @pytest.fixture(scope="session")
 def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     from pytest_tflite import convert

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_tflite.conversion import quantizer
-from pytest_tflite.conversion.cache import CacheStats, ConversionCache
+from pytest_tflite.conversion.cache.storage import CacheStats, ConversionCache
+from pytest_tflite.conversion.quantizer import recipes as quantizer
 from pytest_tflite.conversion.recipes import convert
 from pytest_tflite.errors import ConversionError, ModelError
 from pytest_tflite.measure.isolated import run_model
@@ -198,7 +198,7 @@ def test_a_crashing_quantizer_fails_one_conversion(float_path: Path, tmp_path: P
 def test_a_crash_in_one_test_leaves_the_session_running(pytester: pytest.Pytester,
                                                         float_path: Path) -> None:
     pytester.makepyfile(f"""
-        from pytest_tflite.conversion import quantizer
+        from pytest_tflite.conversion.quantizer import recipes as quantizer
 
         def test_crashes(tflite_convert, monkeypatch):
             monkeypatch.setattr(quantizer, "WORKER_MODULE", "tests.test_quantizer")

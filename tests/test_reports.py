@@ -15,6 +15,7 @@ import textwrap
 
 import pytest
 
+from pytest_tflite import comment_marker
 from pytest_tflite.reports import markdown
 from pytest_tflite.reports.publish import ReportOptions, publish
 from pytest_tflite.reports.tables import (
@@ -136,7 +137,7 @@ def test_comment_starts_with_the_marker_and_shows_base_to_head():
     body = markdown.comment_body([compared_entry(), entry(variant="float32", checks=[
         Check("size.max", 90_000, 100_000, "pass", "bytes")])])
     assert body.splitlines()[0] == "<!-- pytest-tflite:budgets -->"
-    assert markdown.read_marker(body) == "<!-- pytest-tflite:budgets -->"
+    assert comment_marker.read_marker(body) == "<!-- pytest-tflite:budgets -->"
     assert "2 model variants, 5 checks: ❌ 1 failed · ✅ 3 passed · ⏭️ 1 skipped" in body
     assert "> ⚠️ digits\\_cnn \\[int8\\]: the baseline was measured on another CPU" in body
     failed = body.index("**Failed checks**")
@@ -161,10 +162,10 @@ def test_comment_id_and_its_validation():
     assert "No model variant was checked." in body
     for bad in ("", "-x", "a--b", "a -->", "<b>", "a b"):
         with pytest.raises(Exception, match="invalid comment id"):
-            markdown.comment_id(bad)
+            comment_marker.comment_id(bad)
     # Only a body that starts with the marker is ours.
-    assert markdown.read_marker("see <!-- pytest-tflite:budgets --> here") is None
-    assert markdown.read_marker("<!-- other-tool -->\nhi") is None
+    assert comment_marker.read_marker("see <!-- pytest-tflite:budgets --> here") is None
+    assert comment_marker.read_marker("<!-- other-tool -->\nhi") is None
 
 
 def test_comment_escapes_what_comes_from_test_ids_and_budget_files():
@@ -200,10 +201,10 @@ def many_entries(count: int, failing_every: int = 20) -> list[Entry]:
 def test_two_thousand_entries_fit_under_githubs_limit_failures_first():
     entries = many_entries(2000)
     body = markdown.comment_body(entries)
-    size = markdown.utf16_length(body)
+    size = comment_marker.utf16_length(body)
     print(f"comment for 2,000 entries: {size:,} UTF-16 units, {len(body):,} characters, "
           f"{len(body.encode()):,} bytes")
-    assert size <= markdown.COMMENT_LIMIT - markdown.COMMENT_MARGIN
+    assert size <= comment_marker.COMMENT_LIMIT - markdown.COMMENT_MARGIN
     assert body.startswith("<!-- pytest-tflite:budgets -->\n")
     lines = body.splitlines()
     failures = [e for e in entries if e.verdict == "fail"]
@@ -229,9 +230,9 @@ def test_two_thousand_entries_fit_under_githubs_limit_failures_first():
 
 def test_the_limit_counts_emoji_as_github_does():
     # An emoji is one character in Python and two UTF-16 code units in JavaScript.
-    assert markdown.utf16_length("❌") == 1 and markdown.utf16_length("🚀") == 2
+    assert comment_marker.utf16_length("❌") == 1 and comment_marker.utf16_length("🚀") == 2
     body = markdown.comment_body(many_entries(200), limit=5_000)
-    assert markdown.utf16_length(body) <= 5_000
+    assert comment_marker.utf16_length(body) <= 5_000
 
 
 # ---------------------------------------------------------------- job summary and publish

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,14 @@ import numpy as np
 import pytest
 
 from pytest_tflite.measure import lock
-from pytest_tflite.measure import runtime as runtime_module
-from pytest_tflite.measure.runtime import measure_delegate, measure_delegates, resolve_settings
+from pytest_tflite.measure.runtime import measure_delegate, measure_delegates
 from pytest_tflite.results import DelegateResult
+from pytest_tflite.settings import Runs, RuntimeSettings
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model, chain_model, run
 
-FAST = resolve_settings({"warmup": {"min_runs": 2, "min_seconds": 0},
-                         "timing": {"min_runs": 30, "min_seconds": 0.05}})
-QUICK = resolve_settings({"warmup": {"min_runs": 1, "min_seconds": 0},
-                          "timing": {"min_runs": 5, "min_seconds": 0}})
+FAST = RuntimeSettings(warmup=Runs(2, 0), timing=Runs(30, 0.05))
+QUICK = RuntimeSettings(warmup=Runs(1, 0), timing=Runs(5, 0))
 ALIGN = 64  # TFLite's kDefaultTensorAlignment
 
 
@@ -115,23 +114,6 @@ def conv_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def conv_results(conv_model: Path) -> dict[str, dict[str, Any]]:
     return measure_delegates(conv_model, ["reference", "builtin", "xnnpack"], FAST)
-
-
-def test_resolve_settings_layers_override_in_order_and_none_falls_through():
-    merged = resolve_settings(
-        {"threads": 4, "timing": {"min_runs": 7, "min_seconds": 2.0}, "seed": 3},
-        {"threads": None, "timing": {"min_runs": None, "min_seconds": 0.1}, "delegates": ["gpu"]},
-        None,
-        {"timeout": 1500},
-    )
-    assert merged == {
-        "threads": 4, "delegates": ["gpu"], "warmup": {"min_runs": 1, "min_seconds": 0.5},
-        "timing": {"min_runs": 7, "min_seconds": 0.1}, "input_shapes": {}, "seed": 3,
-        "timeout": 1500, "batch_sizes": [],
-    }
-    merged["warmup"]["min_runs"] = 99  # the built-in defaults are copied, never shared
-    assert runtime_module.BUILTIN_DEFAULTS["warmup"]["min_runs"] == 1
-    assert resolve_settings()["timeout"] == 300_000  # milliseconds
 
 
 def test_reference_kernels_are_several_times_slower_than_builtin(conv_results):
@@ -387,11 +369,13 @@ def test_a_hanging_worker_times_out(tmp_path, monkeypatch):
     path = write(tmp_path, "relu", chain_model([4, 4]))
     monkeypatch.setattr(sys, "executable", str(fake_python(tmp_path, """
         import time
-        time.sleep(60)
+        time.sleep(300)
     """)))
     start = time.monotonic()
-    found = measure_delegate(path, "builtin", resolve_settings(QUICK, {"timeout": 1000}))
-    assert time.monotonic() - start < 10
+    found = measure_delegate(path, "builtin", replace(QUICK, timeout=1.0))
+    # Killed at its 1 s timeout, not waited for: the bound is far from both, so a loaded machine
+    # cannot fail it.
+    assert time.monotonic() - start < 60
     assert found.status == "error"
     assert "timed out after 1 s" in found.reason, found
 
@@ -660,7 +644,7 @@ def test_dynamic_inner_dimension_needs_input_shapes(tmp_path, signature):
     assert f"'{name}'" in found.reason and "runtime.input_shapes" in found.reason
     # With a shape, by the name users write ("x" also answers for "serving_default_x:0"):
     # [1, 100] floats are 400 bytes, 448 aligned: x, relu, x*2 take 448 + 448 + 400.
-    shaped = resolve_settings(QUICK, {"input_shapes": {"x": [1, 100]}})
+    shaped = replace(QUICK, input_shapes={"x": (1, 100)})
     for delegate in ("builtin", "reference"):
         assert ok(measure_delegate(path, delegate, shaped)).arena_bytes == 1296
 
@@ -716,13 +700,13 @@ def _released_at(holder: subprocess.Popen[str]) -> float:
 def test_lock_shared_holders_coexist_and_exclusive_waits(tmp_path):
     path = tmp_path / "lock"
     reader = _hold(path, "shared", 1.5)
-    start = time.time()
     with lock.shared(path, 30):
-        assert time.time() - start < 0.5  # a second reader does not wait
-        assert reader.poll() is None  # ... while the first still holds it
+        shared_at = time.time()
     with lock.exclusive(path, 30):
         acquired = time.time()
-    assert acquired >= _released_at(reader)  # the writer waited for the reader
+    released = _released_at(reader)
+    assert shared_at < released  # a second reader does not wait: it held the lock with the first
+    assert acquired >= released  # the writer waited for the reader
     writer = _hold(path, "exclusive", 1.0)
     with lock.shared(path, 30):
         acquired = time.time()

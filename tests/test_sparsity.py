@@ -18,15 +18,14 @@ from ai_edge_litert import schema_py_generated as schema
 from pytest_tflite.flatbuffer import FlatbufferView
 from pytest_tflite.measure.sparsity import (
     check_pattern,
-    layer_matches,
     layer_name,
     measure_sparsity,
-    named_layer_sparsity,
     pattern_violations,
     zero_mask,
 )
 from pytest_tflite.measure.static import measure_static
 from pytest_tflite.model import TFLiteModel
+from pytest_tflite.results import layer_matches, named_layer_sparsity
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model, run
 

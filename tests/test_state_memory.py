@@ -1,9 +1,11 @@
 """The planned state (measure/state.py) of streaming models: resource variables, sized from the
-values assigned to them, on hand-built models whose variables are known, and the budget
-``memory.planned_total`` (arena plus state) judged through ``tflite-budget check``."""
+values assigned to them, on hand-built models whose variables are known; the budgets
+``memory.planned_state`` and ``memory.planned_total`` (arena plus state) judged through
+``tflite-budget check``, and ``regression.planned_total`` against a baseline."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import textwrap
@@ -12,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pytest_tflite import cli
+from pytest_tflite.budget import load
 from pytest_tflite.flatbuffer import FlatbufferView
 from pytest_tflite.measure.planner import planned_arena
 from pytest_tflite.measure.state import planned_state, variable_sizes
 from pytest_tflite.measure.static import measure_static
 from pytest_tflite.model import TFLiteModel
 from pytest_tflite.results import Measurement
+from pytest_tflite.verdicts import judge
 
 from .flatbuffer_models import Op, Subgraph, Tensor, build_model, run
 
@@ -134,17 +139,17 @@ def test_a_model_without_variables_has_no_state(tmp_path: Path) -> None:
     assert measured(model, tmp_path, "plain").planned_state_bytes == 0
 
 
-# --- memory.planned_total through tflite-budget check -------------------------------------------
+# --- memory.planned_total and memory.planned_state through tflite-budget check -----------------
 
 
-def check(tmp_path: Path, planned_total: int) -> tuple[int, dict[str, Any]]:
+def check(tmp_path: Path, planned_total: int, key: str = "planned_total") -> tuple[int, dict[str, Any]]:
     model = tmp_path / "streaming.tflite"
     model.write_bytes(streaming_model())
-    budget = tmp_path / f"total_{planned_total}.toml"
+    budget = tmp_path / f"{key}_{planned_total}.toml"
     budget.write_text(textwrap.dedent(f"""
         [variants.int8.memory]
         planned_arena = {ARENA}
-        planned_total = {planned_total}
+        {key} = {planned_total}
     """))
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -167,3 +172,48 @@ def test_planned_total_fails_one_byte_under_arena_plus_state(tmp_path: Path) -> 
     assert code == 1
     assert checks["memory.planned_total"]["verdict"] == "fail"
     assert checks["memory.planned_arena"]["verdict"] == "pass"
+
+
+def test_planned_state_holds_the_two_variables(tmp_path: Path) -> None:
+    code, checks = check(tmp_path, STATE_A + STATE_B, "planned_state")
+    assert code == 0
+    found = checks["memory.planned_state"]
+    assert (found["verdict"], found["measured"], found["budget"], found["unit"]) == (
+        "pass", 288, 288, "bytes")
+
+
+def test_planned_state_fails_one_byte_under_the_two_variables(tmp_path: Path) -> None:
+    code, checks = check(tmp_path, STATE_A + STATE_B - 1, "planned_state")
+    assert code == 1
+    assert checks["memory.planned_state"]["verdict"] == "fail"
+    assert checks["memory.planned_state"]["measured"] == 288
+    assert checks["memory.planned_arena"]["verdict"] == "pass"  # the arena alone still fits
+
+
+# --- regression.planned_total: arena plus state against the baseline ----------------------------
+
+
+def test_regression_planned_total_fails_when_the_state_grew_past_the_tolerance(
+        tmp_path: Path) -> None:
+    # The base branch's streaming model: arena 480 B + state 288 B = 768 B. The head keeps the
+    # arena and adds a third [1, 16] float32 variable: 64 B more state, 832 B in all (+8.3%).
+    base = measured(streaming_model(), tmp_path)
+    assert (base.planned_arena_bytes, base.planned_state_bytes) == (ARENA, 288)
+    head = dataclasses.replace(base, planned_state_bytes=288 + 16 * 4)
+    found = {}
+    for tolerance in ('"5%"', '"9%"', "63", "64"):
+        budget = tmp_path / f"regression_{len(found)}.toml"
+        budget.write_text(f'[variants.v]\nsize = {{ max = "1 MiB" }}\n[regression]\n'
+                          f'planned_total = {tolerance}\nplanned_arena = "0%"\n')
+        loaded = load(budget)
+        checks = {c.metric: c for c in judge(head, loaded.variant("v"), loaded.spec.regression,
+                                             baseline=base)}
+        found[tolerance] = checks["regression.planned_total"]
+        # The arena alone did not grow: only the total sees the new state.
+        assert checks["regression.planned_arena"].verdict == "pass"
+    assert {t: c.verdict for t, c in found.items()} == {
+        '"5%"': "fail", '"9%"': "pass", "63": "fail", "64": "pass"}
+    five = found['"5%"']
+    assert (five.measured, five.baseline, five.delta, five.unit) == (832, 768, 64, "bytes")
+    assert five.budget == pytest.approx(768 * 1.05)  # "N%" of the baseline's total, not the head's
+    assert found["64"].budget == 768 + 64

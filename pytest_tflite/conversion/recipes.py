@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConversionError, SanityError, TFLiteError
+from ..files import write_atomic
 from ..model import TFLiteModel
-from . import quantizer, representative
-from .cache import CacheStats, ConversionCache
-from .cache_keys import cache_key, quantizer_cache_key
+from . import representative
+from .cache.keys import cache_key, quantizer_cache_key
+from .cache.storage import CacheStats, ConversionCache
 from .frameworks import import_tensorflow
+from .quantizer import recipes as quantizer
 from .quiet import quiet_output
 from .sanity import settings as sanity_settings
 from .sources import Loaded, Source, classify, first_line, load
@@ -214,8 +216,6 @@ def _write_model(content: bytes, variant: str, output_dir: Path | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{variant}-{hashlib.sha256(content).hexdigest()[:16]}.tflite"
     # Shared by every worker and run on this machine: never truncate what another one reads.
-    from .cache import write_atomic
-
     write_atomic(path, content)
     return path
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import ConversionError, ModelError, TFLiteError
 from ..model import TFLiteModel
-from .frameworks import keras_flavour
+from ..signature_order import signature_order
+from .frameworks import flatten_nested, import_keras, keras_flavour, tf_keras_pseudo_output_names
 
 TFLITE_SUFFIXES = (".tflite", ".lite")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -100,11 +101,11 @@ def _load_keras_file(source: Source) -> Any:
     try:
         if use_tf_keras:
             try:
-                import tf_keras as keras
+                keras = import_keras(legacy=True)
             except ImportError:
-                import keras  # Keras 3 reads legacy .h5 files too
+                keras = import_keras(legacy=False)  # Keras 3 reads legacy .h5 files too
         else:
-            import keras
+            keras = import_keras(legacy=False)
         return keras.models.load_model(path, custom_objects=source.custom_objects, compile=False)
     except TFLiteError:
         raise
@@ -195,14 +196,10 @@ def output_arrays(model: Any, outputs: Any) -> dict[str, Any]:
     import numpy as np
 
     if keras_flavour(model) == "tf_keras":
-        import tensorflow as tf
-
         names = getattr(model, "output_names", None)
         if not names:  # a subclassed model: the pseudo names tf-keras's tracing gives
-            from tf_keras.src.engine import compile_utils
-
-            names = compile_utils.create_pseudo_output_names(outputs)
-        flat = tf.nest.flatten(outputs)
+            names = tf_keras_pseudo_output_names(outputs)
+        flat = flatten_nested(outputs)
         if len(names) != len(flat):
             raise ConversionError(f"the model has {len(flat)} outputs but {len(names)} output "
                                   f"names {list(names)}: they cannot be paired by name")
@@ -221,8 +218,6 @@ def _flatten(outputs: Any) -> list[Any]:
 
 
 def _in_signature_order(named: dict[str, Any]) -> dict[str, Any]:
-    from ..measure.worker.inference import signature_order
-
     return {name: named[name] for name in signature_order(named)}
 
 

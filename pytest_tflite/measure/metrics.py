@@ -1,7 +1,7 @@
 """Metrics: accuracy of one model's outputs against labels, and fidelity of a candidate's
 outputs against its reference's. Plain floats out; a NaN is an error, never a value that
-compares as passing. numpy is imported inside the functions, so the budget schema can read
-``ERROR_METRICS`` from here cheaply.
+compares as passing. numpy is imported inside the functions. Which metrics are errors (lower is
+better) is the key registry's ``ERROR_METRICS``, which the budget file reads too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any, TypedDict
 
 from ..errors import EvaluationError
 
-ERROR_METRICS = ("mae", "mse", "rmse")  # lower is better; top-K is higher-is-better
 SNR_CAP_DB = 300.0  # identical outputs: a finite stand-in for infinity (JSON has none)
 
 

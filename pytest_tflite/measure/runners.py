@@ -17,12 +17,13 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..results import DelegateResult, Latency
 from ..runner_config import Runner, Runners, runner_name
+from ..settings import RuntimeSettings
 from . import lock
 from .isolated import STDOUT_TAIL, last_json_line, run_bounded
 
@@ -54,15 +55,14 @@ def command_line(template: str, model: Path, threads: int, result: Path) -> list
 
 
 def measure_runners(model: Path, delegates: Iterable[str], runners: Runners,
-                    settings: Mapping[str, Any], *, lock_file: Path | None = None,
+                    settings: RuntimeSettings, *, lock_file: Path | None = None,
                     ) -> dict[str, DelegateResult]:
     """``delegates["runner:NAME"]`` for each runner named; ``settings``: the resolved runtime
-    settings (threads; timeout in ms, the default of a runner that declares none). A local
+    settings (threads; the timeout, the default of a runner that declares none). A local
     runner times on this machine, so it holds the timing lock as a worker does."""
     names = list(delegates)
     found: dict[str, DelegateResult] = {}
-    threads = int(settings.get("threads") or 1)
-    timeout_s = float(settings["timeout"]) / 1000
+    threads, timeout_s = settings.threads, settings.timeout
     for delegate in names:
         name = runner_name(delegate) or delegate
         runner = runners.declared.get(name)

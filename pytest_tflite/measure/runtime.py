@@ -10,50 +10,21 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..results import DelegateResult
+from ..settings import RuntimeSettings
 from . import lock
 from .isolated import WorkerFailed, call_worker, explained
-from .worker.protocol import (
-    DEFAULT_BATCH_SIZES,
-    DEFAULT_SEED,
-    DEFAULT_THREADS,
-    DEFAULT_TIMEOUT_S,
-    DEFAULT_TIMING,
-    DEFAULT_WARMUP,
-)
 
-BUILTIN_DEFAULTS: dict[str, Any] = {
-    "threads": DEFAULT_THREADS,
-    "delegates": [],
-    "warmup": DEFAULT_WARMUP,
-    "timing": DEFAULT_TIMING,
-    "input_shapes": {},
-    "seed": DEFAULT_SEED,
-    "batch_sizes": DEFAULT_BATCH_SIZES,
-    "timeout": DEFAULT_TIMEOUT_S * 1000,  # milliseconds, like every time in a budget file
-}
-
-
-def resolve_settings(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Merge settings from lowest to highest precedence; unset (None) values fall through."""
-    merged: dict[str, Any] = json.loads(json.dumps(BUILTIN_DEFAULTS))
-    for layer in layers:
-        for key, value in (layer or {}).items():
-            if value is None:
-                continue
-            if isinstance(value, Mapping) and key in ("warmup", "timing"):
-                merged[key] = {**merged[key], **{k: v for k, v in value.items() if v is not None}}
-            else:
-                merged[key] = value
-    return merged
+# What the ``measure`` command reads of the settings; the rest is the parent's.
+WORKER_KEYS = ("threads", "warmup", "timing", "input_shapes", "seed", "batch_sizes")
 
 
 def measure_delegate(
-    model_path: Path, delegate: str, settings: Mapping[str, Any], *, lock_file: Path | None = None,
+    model_path: Path, delegate: str, settings: RuntimeSettings, *, lock_file: Path | None = None,
     sample_path: Path | None = None, runs: int = 1,
 ) -> DelegateResult:
     """The JSON contract's ``delegates[NAME]`` for one delegate, whatever happens to the worker.
@@ -61,23 +32,22 @@ def measure_delegate(
     ``sample_path``: an ``.npz`` of ``input_0``, ``input_1``... to run instead of random data.
     ``runs``: the delegates measured in turn, for how long another run may hold the timing lock.
     """
-    timeout_s = float(settings.get("timeout") or DEFAULT_TIMEOUT_S * 1000) / 1000
-    worker_settings = {k: settings.get(k) for k in
-                       ("threads", "warmup", "timing", "input_shapes", "seed", "batch_sizes")}
+    wire = settings.worker_json()
+    worker_settings: dict[str, Any] = {key: wire[key] for key in WORKER_KEYS}
     worker_settings["sample_path"] = str(sample_path) if sample_path else None
     arguments = ["measure", str(model_path), delegate, json.dumps(worker_settings)]
-    with lock.exclusive(lock_file, lock.wait_limit(timeout_s, runs)):
+    with lock.exclusive(lock_file, lock.wait_limit(settings.timeout, runs)):
         try:
-            found = call_worker(arguments, timeout_s, settings.get("max_memory"))
+            found = call_worker(arguments, settings.timeout, settings.max_memory)
         except WorkerFailed as exc:
-            return DelegateResult("error", explained(exc), threads=settings.get("threads"))
+            return DelegateResult("error", explained(exc), threads=settings.threads)
     result = DelegateResult.from_json(found)
-    result.threads = result.threads or settings.get("threads")
+    result.threads = result.threads or settings.threads
     return result
 
 
 def measure_delegates(
-    model_path: Path, delegates: Iterable[str], settings: Mapping[str, Any], *,
+    model_path: Path, delegates: Iterable[str], settings: RuntimeSettings, *,
     lock_file: Path | None = None, sample: Any = None,
 ) -> dict[str, DelegateResult]:
     """Each delegate in turn; ``sample`` (an array, or one per input) replaces random inputs."""

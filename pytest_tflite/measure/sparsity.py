@@ -28,7 +28,7 @@ Layer names
     ``ReadVariableOp`` segments, gives its second-to-last segment (the scope of the op that reads
     the weight): ``sequential/conv2d_1/Conv2D`` -> ``conv2d_1``,
     ``model/dense/BiasAdd;model/dense/MatMul`` -> ``dense``. A name with no "/" is kept whole.
-    Budgets match layers with ``layer_matches``, against the whole tensor name.
+    Budgets match layers with ``results.layer_matches``, against the whole tensor name.
 
 N:M patterns
     "N:M" means at most N nonzero values in every M consecutive values along the weight's
@@ -125,13 +125,6 @@ def layer_name(tensor_name: str) -> str:
         if len(segments) >= 2 and segments[-2]:
             return segments[-2]
     return tensor_name
-
-
-def layer_matches(budget_name: str, tensor_name: str) -> bool:
-    """Whether a budget's layer name names this weight tensor: it must equal one of the tensor
-    name's "/"- or ";"-separated segments, so ``dense`` names ``model/dense/MatMul`` but not
-    ``model/dense_1/MatMul``."""
-    return budget_name in re.split(r"[/;]", tensor_name)
 
 
 def weight_tensors(view: FlatbufferView) -> list[Weight]:
@@ -368,22 +361,6 @@ def overall_sparsity(layers: Iterable[LayerSparsity]) -> float:
     for layer in layers:
         zeros += layer.zeros
         elements += layer.elements
-    return zeros / elements if elements else 0.0
-
-
-def named_layer_sparsity(layers: Iterable[Mapping[str, Any]], budget_name: str) -> float | None:
-    """The sparsity of the weights a budget's layer name matches (``layer_matches`` on each
-    entry's tensor name), weighted by elements; None when it matches none. ``layers``: the
-    ``sparsity_layers`` entries of a measurement."""
-    zeros = elements = 0
-    matched = False
-    for layer in layers:
-        if layer_matches(budget_name, layer["tensor"]):
-            matched = True
-            zeros += layer["zeros"]
-            elements += layer["elements"]
-    if not matched:
-        return None
     return zeros / elements if elements else 0.0
 
 

@@ -12,7 +12,7 @@ from . import pruning
 from .session import FineTune, array_list, describe, kernel_sparsity, require_tf_keras, tfmot_session
 
 if TYPE_CHECKING:
-    from ..conversion.cache import CacheStats, ConversionCache
+    from ..conversion.cache.storage import CacheStats, ConversionCache
 
 
 def cached_prune(
@@ -59,9 +59,9 @@ def cached_prune(
 
 
 def _prune_key(model: Any, target: float, fine_tune: FineTune, options: dict[str, Any]) -> str | None:
-    from ..baseline import package_version
-    from ..conversion.cache_keys import hash_arrays, model_fingerprint
+    from ..conversion.cache.keys import hash_arrays, model_fingerprint
     from ..conversion.sources import classify
+    from ..environment import package_version
 
     if callable(fine_tune):
         return None

@@ -36,13 +36,13 @@ def tfmot_session(import_tfmot: bool = True) -> Iterator[tuple[Any, Any]]:
     """
     before = os.environ.get(LEGACY_KERAS)
     try:
-        from ..conversion.frameworks import import_tensorflow
+        from ..conversion.frameworks import import_keras, import_tensorflow
 
         tf = import_tensorflow()
         for loader in (tf.keras, tf.compat.v2.keras):
             getattr(loader, "__version__", None)  # resolves the lazy loader now
         try:
-            import tf_keras
+            tf_keras = import_keras(legacy=True)
         except ImportError:
             raise OptimizationError(
                 "pruning and quantization-aware training need tf_keras: "

@@ -16,7 +16,7 @@ REPORT_VERSION = 1
 
 
 def environment() -> dict[str, Any]:
-    from ..baseline import package_version as version
+    from ..environment import package_version as version
 
     return {
         "python": sys.version.split()[0],

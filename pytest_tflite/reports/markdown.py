@@ -6,66 +6,33 @@ GitHub's side, so rows are added in that order until the next one would not fit,
 how many were left out: a comment that GitHub refuses shows nothing at all, while a truncated one
 still shows every failure.
 
-The comment starts with a hidden marker, ``<!-- pytest-tflite:ID -->``, by which
-``tflite-budget comment`` finds and updates its own comment instead of adding one per push.
+The comment starts with a hidden marker, ``<!-- pytest-tflite:ID -->`` (``comment_marker``), by
+which ``tflite-budget comment`` finds and updates its own comment instead of adding one per push.
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..comment_marker import COMMENT_LIMIT, DEFAULT_COMMENT_ID, marker, utf16_length
 from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes, format_ms
 from .tables import comparisons, entry_warnings, format_delta, over_by
 
-COMMENT_LIMIT = 65_536  # GitHub refuses an issue comment body longer than this
 # Room under the limit for a workflow that appends a line (a link to the run, say) before posting.
 COMMENT_MARGIN = 1_024
 SUMMARY_LIMIT = 1024 * 1024  # bytes per step; GitHub drops a larger job summary with an error
-DEFAULT_COMMENT_ID = "budgets"
 MAX_WARNINGS = 20
 MAX_NOTE = 160  # a reason is cut here in a table cell; the JSON report has it whole
-
-# Letters, digits, '.', '_' and '-', not starting with a dash: nothing that can close the HTML
-# comment ("-->") or read as a command-line option.
-_COMMENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_MARKER_RE = re.compile(r"\A\s*<!-- pytest-tflite:([A-Za-z0-9][A-Za-z0-9._-]*) -->")
 
 ICONS: dict[str, str] = {"pass": "✅", "fail": "❌", "error": "💥", "skip": "⏭️",
                          "regressed": "❌", "improved": "🚀", "unchanged": "✅",
                          "inconclusive": "❔"}
 # Worst first: what a reviewer must look at leads the latency table.
 COMPARISON_ORDER = ("regressed", "inconclusive", "improved", "unchanged")
-
-
-def comment_id(value: str) -> str:
-    """``--tflite-comment-id``: checked as an argparse type, so a bad one is a usage error."""
-    if not _COMMENT_ID_RE.match(value) or "--" in value:
-        raise argparse.ArgumentTypeError(
-            f"invalid comment id {value!r}: use letters, digits, '.', '_' and '-' "
-            f"(not starting with '-', no '--')")
-    return value
-
-
-def marker(identifier: str = DEFAULT_COMMENT_ID) -> str:
-    return f"<!-- pytest-tflite:{comment_id(identifier)} -->"
-
-
-def read_marker(body: str) -> str | None:
-    """The marker a comment body starts with, or None: only a body that *starts* with it is
-    ours, so a comment that merely quotes or mentions the marker is never taken over."""
-    found = _MARKER_RE.match(body)
-    return f"<!-- pytest-tflite:{found.group(1)} -->" if found else None
-
-
-def utf16_length(text: str) -> int:
-    """Length as JavaScript counts it (an emoji can be two): never less than the number of
-    characters, whichever way GitHub counts its limit."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def utf8_length(text: str) -> int:

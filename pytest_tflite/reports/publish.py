@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..conversion.cache import write_atomic
+from ..files import write_atomic
 from ..results import Entry
 
 

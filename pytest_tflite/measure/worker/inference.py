@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ...signature_order import signature_order
+
 DEFAULT_BATCH = 256
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -50,17 +52,6 @@ def dequantize(values: Any, detail: dict[str, Any]) -> Any:
     if np.issubdtype(values.dtype, np.integer) and scale:
         return (values.astype(np.float32) - zero_point) * scale
     return values.astype(np.float32)
-
-
-def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that orders digit runs by value: ``output_2`` before ``output_10``."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part)
-                 for part in re.split(r"(\d+)", name) if part)
-
-
-def signature_order(names: Any) -> list[str]:
-    """Output names in signature order (the order an ``output=INDEX`` counts in)."""
-    return sorted((str(n) for n in names), key=natural_key)
 
 
 @dataclass(frozen=True)

@@ -181,9 +181,9 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     import tempfile
     import time
 
+    from ...stored_tensors import constant_tensors
     from .delegates import ACCELERATORS, ModelRejected, open_runner, probe_accelerator
     from .protocol import DEFAULT_TIMING, DEFAULT_WARMUP, Runs, random_inputs, time_invokes
-    from .tensors import constant_tensors
     from .trivial import trivial_model
 
     settings = json.loads(settings_json)

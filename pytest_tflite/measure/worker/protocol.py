@@ -16,16 +16,15 @@ from typing import Any
 
 import numpy as np
 
-# The runtime defaults, in one place for both sides of the worker boundary: warm-up and timing
-# as LiteRT's benchmark_model; one limit in seconds for every worker run (measurement,
-# evaluation, sanity check).
-DEFAULT_WARMUP = {"min_runs": 1, "min_seconds": 0.5}
-DEFAULT_TIMING = {"min_runs": 50, "min_seconds": 1.0}
-DEFAULT_THREADS = 1
-DEFAULT_SEED = 0
-DEFAULT_TIMEOUT_S = 300.0
-# runtime.batch_sizes: none by default, so only the model's own batch is timed.
-DEFAULT_BATCH_SIZES: list[int] = []
+# The runtime defaults live in the ground floor, shared with the parent's settings; re-exported
+# here for the worker's modules.
+from ...runtime_defaults import DEFAULT_BATCH_SIZES as DEFAULT_BATCH_SIZES
+from ...runtime_defaults import DEFAULT_SEED as DEFAULT_SEED
+from ...runtime_defaults import DEFAULT_THREADS as DEFAULT_THREADS
+from ...runtime_defaults import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S
+from ...runtime_defaults import DEFAULT_TIMING as DEFAULT_TIMING
+from ...runtime_defaults import DEFAULT_WARMUP as DEFAULT_WARMUP
+
 MAX_SECONDS = 150.0  # benchmark_model's --max_secs: a slow model still ends
 # Raw timed runs kept in ``latency_ms["samples"]`` for plots: enough to draw a distribution,
 # small enough that a report of hundreds of entries stays a few MB.

@@ -2,7 +2,7 @@
 
 Any zero-argument function of ``litert_quantizer.recipe`` quantizes a float ``.tflite`` (the
 source itself, or what the ``float32`` recipe made of a Keras or SavedModel source). The
-quantizer runs in a worker subprocess (``quantizer_worker``) under the same process-group,
+quantizer runs in a worker subprocess (``quantizer.worker``) under the same process-group,
 memory-cap and parent-death rules as the measurement worker; the result is then checked against
 the float model in the measurement worker. No TensorFlow anywhere on this path.
 """
@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConversionError, SanityError
+from ...errors import ConversionError, SanityError
 
 PREFIX = "litert_quantizer:"
 # Short names, in the README's recipe table, for the real functions of litert_quantizer.recipe.
@@ -29,7 +29,7 @@ SHORT_NAMES: dict[str, str] = {
     "lq_static_a8w8": "static_wi8_ai8",
     "lq_static_a16w8": "static_wi8_ai16",
 }
-WORKER_MODULE = "pytest_tflite.conversion.quantizer_worker"
+WORKER_MODULE = "pytest_tflite.conversion.quantizer.worker"
 INSTALL = "pip install 'pytest-tflite[quantizer]'"
 SANITY_SAMPLES = 8
 
@@ -90,7 +90,7 @@ def needs_calibration(function: str) -> bool:
 def quantize(float_content: bytes, function: str, samples: list[Any] | dict[str, Any] | None,
              origin: str, timeout: float) -> tuple[bytes, dict[str, Any]]:
     """The quantized model's bytes and the worker's note (seconds, quantizer version)."""
-    from ..measure.isolated import WorkerFailed, call_worker
+    from ...measure.isolated import WorkerFailed, call_worker
 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-") as scratch:
         float_path, out_path = Path(scratch, "float.tflite"), Path(scratch, "quantized.tflite")
@@ -127,9 +127,9 @@ def check_against_float(float_content: bytes, quantized: bytes,
     """The sanity check: the quantized model against the float model it was made from, both
     run in the measurement worker on the first representative samples (else seeded random
     data), outputs paired by signature name."""
-    from ..measure.isolated import RunRefused, run_model
-    from ..model import TFLiteModel
-    from .sanity import compare
+    from ...measure.isolated import RunRefused, run_model
+    from ...model import TFLiteModel
+    from ..sanity import compare
 
     inputs, names = _sanity_inputs(TFLiteModel(float_content, Path(origin), "float32",
                                                "float32", origin), samples)

@@ -1,7 +1,10 @@
-"""Budget files that name a ``source`` model become tests by themselves, one per variant.
+"""The budget-file collector: budget files that name a ``source`` model become tests by
+themselves, one per variant.
 
 A team that ships a ready ``.tflite`` needs no test code: ``source = "models/digits.tflite"``
 (relative to the budget file) and ``pytest budgets/`` checks every variant section against it.
+The plugin hands itself to the files it collects (as a ``Plugin``), so this module never
+imports ``plugin.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -17,7 +20,8 @@ from .checker import BudgetChecker
 from .errors import BudgetExceeded, TFLiteError
 
 if TYPE_CHECKING:
-    from .plugin import TFLitePlugin
+    from .budget import Budget
+    from .engine import Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,7 +29,20 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 
+class Plugin(Protocol):
+    """What the items need of the plugin that collected them: settings and loaded budgets."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def load_budget(self, path: Path) -> Budget: ...
+
+
 class BudgetSourceFile(pytest.File):
+    def __init__(self, *, plugin: Plugin, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plugin = plugin
+
     def collect(self) -> Iterator[pytest.Item]:
         try:
             data = tomllib.loads(self.path.read_text(encoding="utf-8"))
@@ -34,23 +51,24 @@ class BudgetSourceFile(pytest.File):
         variants = data.get("variants")
         names = list(variants) if isinstance(variants, dict) and variants else ["(budget file)"]
         for name in names:
-            yield BudgetSourceItem.from_parent(self, name=name)
+            yield BudgetSourceItem.from_parent(self, name=name, plugin=self.plugin)
 
 
 class BudgetSourceItem(pytest.Item):
     """Checks the budget file's ``source`` model against one ``[variants.NAME]`` section."""
 
-    def runtest(self) -> None:
-        from .plugin import PLUGIN_KEY
+    def __init__(self, *, plugin: Plugin, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plugin = plugin
 
-        plugin: TFLitePlugin = self.config.stash[PLUGIN_KEY]
-        budget = plugin.load_budget(self.path)
+    def runtest(self) -> None:
+        budget = self.plugin.load_budget(self.path)
         if budget.source is None:
             raise TFLiteError(f"{self.path}: no source model to check")
         checker = BudgetChecker(
             budget, self.nodeid,
             lambda name, value: self.user_properties.append((name, value)),
-            plugin.settings,
+            self.plugin.settings,
             lambda title, text: self.add_report_section("call", title, text),
         )
         checker.check(_as_shown(budget.source), variant=self.name)

@@ -13,9 +13,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from ..baseline import package_version
-from ..flatbuffer import snake_case
-from .sources import Source
+from ...environment import package_version
+from ...flatbuffer import snake_case
+from ..sources import Source
 
 
 def cache_key(source: Source, options: dict[str, Any], samples: Any) -> str | None:

@@ -1,5 +1,6 @@
-"""Which tensors live in the file: the one home of that rule, for the static reader and the
-worker alike (the arena measurement skips them; the planner never places them)."""
+"""Which tensors live in the file: the one home of that rule, for the flatbuffer view and the
+worker alike (the arena measurement skips them; the planner never places them). The worker
+imports it, so: the standard library and ``ai_edge_litert`` only, nothing else of the package."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m pytest_tflite.conversion.quantizer_worker FUNCTION FLOAT OUT [CALIBRATION.npz]``.
+"""``python -m pytest_tflite.conversion.quantizer.worker FUNCTION FLOAT OUT [CALIBRATION.npz]``.
 
 The child side of the LiteRT quantizer recipes: runs ``litert_quantizer.recipe.FUNCTION()`` on
 the float ``.tflite`` at FLOAT and writes the quantized model to OUT. Static recipes calibrate
@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from ..measure.worker.lifetime import apply_memory_cap, bind_to_parent, out_of_memory
+from ...measure.worker.lifetime import apply_memory_cap, bind_to_parent, out_of_memory
 
 
 class RecipeRefused(Exception):
@@ -95,7 +95,7 @@ def _calibration_data(float_path: str, calibration_path: str) -> dict[str, list[
 def main(argv: list[str]) -> int:
     try:
         if len(argv) not in (3, 4):
-            raise RecipeRefused(f"usage: quantizer_worker FUNCTION FLOAT OUT [CALIBRATION] "
+            raise RecipeRefused(f"usage: quantizer.worker FUNCTION FLOAT OUT [CALIBRATION] "
                                 f"(got {argv})")
         outcome: dict[str, Any] = {"ok": True, "result": quantize(*argv)}
     except RecipeRefused as exc:

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ModelError
 from ..results import Comparison, Latency
+from ..settings import RuntimeSettings
 from . import lock
 from .isolated import WorkerFailed, call_worker, explained
 from .worker.compare import DEFAULT_COMPARE, judge_interval, ratio_interval
-from .worker.protocol import DEFAULT_SEED, DEFAULT_TIMEOUT_S
 
 __all__ = ["DEFAULT_COMPARE", "ComparisonFailed", "LatencyComparison", "compare_latency",
            "judge_interval", "measure_comparison"]
@@ -58,12 +57,12 @@ class LatencyComparison:
 
 def measure_comparison(
     candidate_path: Path | str, baseline_path: Path | str, delegate: str,
-    settings: Mapping[str, Any], tolerance: float, *, lock_file: Path | None = None,
+    settings: RuntimeSettings, tolerance: float, *, lock_file: Path | None = None,
 ) -> LatencyComparison:
     """Time ``candidate_path`` against ``baseline_path`` under ``delegate`` and judge the ratio.
 
-    ``settings``: the resolved runtime settings (``runtime.resolve_settings``): ``threads``,
-    ``warmup``, ``input_shapes``, ``seed``, ``timeout`` (milliseconds, for each worker run) and
+    ``settings``: the resolved runtime settings (``settings.resolve_runtime``): ``threads``,
+    ``warmup``, ``input_shapes``, ``seed``, ``timeout`` (seconds, for each worker run) and
     ``compare`` = {min_pairs, min_seconds, max_seconds, block_ms, clock} (``DEFAULT_COMPARE``
     fills what is unset: at least 20 pairs and 2 s of timing, up to 4 s while the interval
     straddles a tolerance edge, blocks of ~10 ms, the CPU clock with one thread and the wall
@@ -74,11 +73,9 @@ def measure_comparison(
     Each worker run holds the exclusive timing lock. Raises ``ComparisonFailed`` when the
     delegate is unavailable, either model cannot run, crashes or times out.
     """
-    timeout_s = float(settings.get("timeout") or DEFAULT_TIMEOUT_S * 1000) / 1000
-    seed = int(settings.get("seed") or DEFAULT_SEED)
-    worker_settings = {k: settings.get(k) for k in ("threads", "warmup", "input_shapes", "seed")}
-    worker_settings["compare"] = {**DEFAULT_COMPARE, **{
-        k: v for k, v in (settings.get("compare") or {}).items() if v is not None}}
+    timeout_s, seed, wire = settings.timeout, settings.seed, settings.worker_json()
+    worker_settings = {k: wire[k] for k in ("threads", "warmup", "input_shapes", "seed")}
+    worker_settings["compare"] = {**DEFAULT_COMPARE, **wire["compare"]}
     worker_settings["tolerance"] = float(tolerance)
     arguments = ["compare", str(candidate_path), str(baseline_path), delegate,
                  json.dumps(worker_settings)]
@@ -112,7 +109,7 @@ def measure_comparison(
 
 def compare_latency(
     candidate_path: Path | str, baseline_path: Path | str, delegate: str,
-    settings: Mapping[str, Any], tolerance: float, *, lock_file: Path | None = None,
+    settings: RuntimeSettings, tolerance: float, *, lock_file: Path | None = None,
 ) -> Comparison:
     """The ``Comparison`` of ``measure_comparison`` (see there): ratio candidate/baseline (>1 is
     slower), its 95% interval, the pairs it rests on and the verdict. Raises
@@ -122,10 +119,10 @@ def compare_latency(
 
 
 def _run(arguments: list[str], timeout_s: float, lock_file: Path | None,
-         settings: Mapping[str, Any]) -> dict[str, Any]:
+         settings: RuntimeSettings) -> dict[str, Any]:
     with lock.exclusive(lock_file, lock.wait_limit(timeout_s)):
         try:
-            found = call_worker(arguments, timeout_s, settings.get("max_memory"))
+            found = call_worker(arguments, timeout_s, settings.max_memory)
         except WorkerFailed as exc:
             raise ComparisonFailed("error", f"latency comparison: {explained(exc)}") from None
     status = found.get("status")

@@ -1,4 +1,5 @@
-"""The read-only view of a ``.tflite`` flatbuffer: operators, tensors, buffers, signatures.
+"""``FlatbufferView``: the read-only view of a ``.tflite`` flatbuffer, read lazily: operators,
+tensors, buffers, signatures, and validation that turns a corrupt file into one clear error.
 
 It reads the model through ``ai_edge_litert.schema_py_generated`` (no TensorFlow, no
 interpreter), so a corrupt file is reported as such instead of crashing an interpreter.
@@ -6,121 +7,18 @@ interpreter), so a corrupt file is reported as such instead of crashing an inter
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from .errors import ModelError
-from .measure.worker.tensors import stored_in_file
+from ..errors import ModelError
+from .graph import Graph, read_graph
+from .info import DimensionInfo, OperatorInfo, QuantizationInfo, SparsityInfo, TensorInfo
+from .schema import dtype_name, litert_schema, operator_name, snake_case, vector
+from .values import decode_values
 
 TFLITE_IDENTIFIER = b"TFL3"
 MAX_TENSOR_ELEMENTS = 2**32  # 4 GiB even at one byte an element
-
-# Builtin options that name other subgraphs: options type -> the accessors of those indices.
-_SUBGRAPH_OPTIONS = {
-    "WhileOptions": ("CondSubgraphIndex", "BodySubgraphIndex"),
-    "IfOptions": ("ThenSubgraphIndex", "ElseSubgraphIndex"),
-    "CallOnceOptions": ("InitSubgraphIndex",),
-}
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor of a subgraph, as the flatbuffer declares it.
-
-    ``constant`` is true when the tensor's data lives in the model (a buffer with bytes, or an
-    external buffer), false for tensors the runtime must allocate (activations, inputs, state).
-    """
-
-    index: int
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    buffer: int
-    constant: bool
-    variable: bool
-
-
-@dataclass(frozen=True)
-class OperatorInfo:
-    """One operator of a subgraph: its opcode name, tensor indices (-1: an omitted optional
-    input) and the subgraphs its options call (WHILE cond/body, IF then/else, CALL_ONCE init)."""
-
-    index: int
-    opcode: str
-    inputs: tuple[int, ...]
-    outputs: tuple[int, ...]
-    called_subgraphs: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class QuantizationInfo:
-    """A tensor's affine quantization: ``real = scale * (stored - zero_point)``.
-
-    One scale and zero point per tensor, or one per channel along ``quantized_dimension``.
-    """
-
-    scales: tuple[float, ...]
-    zero_points: tuple[int, ...]
-    quantized_dimension: int
-
-
-@dataclass(frozen=True)
-class DimensionInfo:
-    """One level of a sparse tensor's storage, in traversal order: ``dense`` (all ``dense_size``
-    positions stored) or ``sparse_csr`` (``segments``/``indices`` name the stored positions)."""
-
-    format: str
-    dense_size: int
-    segments: tuple[int, ...]
-    indices: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class SparsityInfo:
-    """The sparse storage of a constant (TFLite's ``SparsityParameters``): the tensor's ``shape``
-    stays the dense shape; its buffer holds only the stored values, in traversal order."""
-
-    traversal_order: tuple[int, ...]
-    block_map: tuple[int, ...]
-    dimensions: tuple[DimensionInfo, ...]
-
-
-_OPERATOR_NAMES: dict[int, str] | None = None
-_TYPE_NAMES: dict[int, str] | None = None
-
-
-def _schema() -> Any:
-    from ai_edge_litert import schema_py_generated
-
-    return schema_py_generated
-
-
-def operator_name(code: int) -> str:
-    global _OPERATOR_NAMES
-    if _OPERATOR_NAMES is None:
-        table = _schema().BuiltinOperator
-        _OPERATOR_NAMES = {v: k for k, v in vars(table).items() if isinstance(v, int)}
-    return _OPERATOR_NAMES.get(code, f"UNKNOWN_{code}")
-
-
-def builtin_op_names() -> frozenset[str]:
-    """TFLite's builtin operator names (``CONV_2D``...), as the runtime reports them."""
-    return frozenset(_schema_names("BuiltinOperator"))
-
-
-def _schema_names(table: str) -> dict[str, int]:
-    return {k: v for k, v in vars(getattr(_schema(), table)).items() if isinstance(v, int)}
-
-
-def dtype_name(code: int) -> str:
-    global _TYPE_NAMES
-    if _TYPE_NAMES is None:
-        table = _schema().TensorType
-        _TYPE_NAMES = {v: k.lower() for k, v in vars(table).items() if isinstance(v, int)}
-    return _TYPE_NAMES.get(code, f"type_{code}")
 
 
 class FlatbufferView:
@@ -132,7 +30,7 @@ class FlatbufferView:
 
     @cached_property
     def root(self) -> Any:
-        schema = _schema()
+        schema = litert_schema()
         if len(self.content) < 8:
             raise ModelError(
                 f"{self.origin}: not a TFLite model ({len(self.content)} bytes; a .tflite "
@@ -272,16 +170,16 @@ class FlatbufferView:
         return self._graph(subgraph)[3]
 
     @cached_property
-    def _graphs(self) -> dict[int, tuple[list[TensorInfo], list[OperatorInfo], list[int], list[int]]]:
+    def _graphs(self) -> dict[int, Graph]:
         return {}
 
-    def _graph(self, index: int) -> tuple[list[TensorInfo], list[OperatorInfo], list[int], list[int]]:
+    def _graph(self, index: int) -> Graph:
         if index not in self._graphs:
             count = self.subgraph_count
             if not 0 <= index < count:
                 raise ModelError(f"{self.origin}: no subgraph {index} (the model has {count})")
             try:
-                self._graphs[index] = self._read_graph(index)
+                self._graphs[index] = read_graph(self.root, index, self._opcodes(), self.origin)
             except ModelError:
                 raise
             except Exception as exc:  # struct/index errors on truncated data, as in validate()
@@ -290,77 +188,6 @@ class FlatbufferView:
                     f"the file may be truncated. Re-export it."
                 ) from None
         return self._graphs[index]
-
-    def _read_graph(
-        self, index: int
-    ) -> tuple[list[TensorInfo], list[OperatorInfo], list[int], list[int]]:
-        schema = _schema()
-        root = self.root
-        subgraph = root.Subgraphs(index)
-        where = f"{self.origin}: subgraph {index}"
-        buffer_count = root.BuffersLength()
-
-        def checked_buffer(buffer: int) -> Any:
-            if not 0 <= buffer < max(buffer_count, 1):
-                raise ModelError(f"{where}: tensor buffer {buffer} out of range ({buffer_count})")
-            return root.Buffers(buffer) if buffer and buffer_count else None
-
-        tensors = []
-        for t in range(subgraph.TensorsLength()):
-            tensor = subgraph.Tensors(t)
-            name = tensor.Name()
-            buffer = int(tensor.Buffer())
-            tensors.append(TensorInfo(
-                index=t,
-                name=name.decode("utf-8", "replace") if name else "",
-                shape=tuple(int(d) for d in _vector(tensor.ShapeAsNumpy())),
-                dtype=dtype_name(tensor.Type()),
-                buffer=buffer,
-                constant=stored_in_file(tensor, checked_buffer(buffer)),
-                variable=bool(tensor.IsVariable()),
-            ))
-
-        count = len(tensors)
-
-        def indices(values: Any, what: str) -> tuple[int, ...]:
-            result = tuple(int(v) for v in _vector(values))
-            for v in result:
-                if not -1 <= v < count:
-                    raise ModelError(f"{where}: {what} tensor {v}, but the subgraph has "
-                                     f"{count} tensors")
-            return result
-
-        opcodes = self._opcodes()
-        option_names = {getattr(schema.BuiltinOptions, name): name for name in _SUBGRAPH_OPTIONS}
-        subgraph_count = self.subgraph_count
-        operators = []
-        for o in range(subgraph.OperatorsLength()):
-            operator = subgraph.Operators(o)
-            opcode_index = int(operator.OpcodeIndex())
-            if not 0 <= opcode_index < len(opcodes):
-                raise ModelError(f"{where}: operator {o} has opcode index {opcode_index}, "
-                                 f"but the model has {len(opcodes)} operator codes")
-            called: tuple[int, ...] = ()
-            option_type = option_names.get(operator.BuiltinOptionsType(), "")
-            table = operator.BuiltinOptions() if option_type in _SUBGRAPH_OPTIONS else None
-            if table is not None:
-                options = getattr(schema, option_type)()
-                options.Init(table.Bytes, table.Pos)
-                called = tuple(int(getattr(options, field)()) for field in _SUBGRAPH_OPTIONS[option_type])
-                for target in called:
-                    if not 0 <= target < subgraph_count:
-                        raise ModelError(f"{where}: operator {o} ({opcodes[opcode_index]}) calls "
-                                         f"subgraph {target}, but the model has {subgraph_count}")
-            operators.append(OperatorInfo(
-                index=o,
-                opcode=opcodes[opcode_index],
-                inputs=indices(operator.InputsAsNumpy(), f"operator {o} reads"),
-                outputs=indices(operator.OutputsAsNumpy(), f"operator {o} writes"),
-                called_subgraphs=called,
-            ))
-        inputs = list(indices(subgraph.InputsAsNumpy(), "the inputs name"))
-        outputs = list(indices(subgraph.OutputsAsNumpy(), "the outputs name"))
-        return tensors, operators, inputs, outputs
 
     def _read(self, what: str, read: Any) -> Any:
         """``read()``, with flatbuffer errors on truncated data reported as a corrupt model."""
@@ -404,7 +231,7 @@ class FlatbufferView:
             table = self._tensor_table(subgraph, tensor).Sparsity()
             if table is None:
                 return None
-            schema = _schema()
+            schema = litert_schema()
             parameters = schema.SparsityParametersT.InitFromObj(table)
             dimensions = []
             for metadata in parameters.dimMetadata or []:
@@ -454,42 +281,12 @@ class FlatbufferView:
         """A constant tensor's stored values as a numpy array, in the stored type (int4/uint4
         unpacked to int8/uint8, bfloat16 widened exactly to float32): shaped like the tensor, or
         1-D for a sparse tensor, whose buffer holds only the stored values."""
-        import numpy as np
-
         info = self.tensors(subgraph)[tensor]
         data = self.tensor_data(subgraph, tensor)
         if data is None:
             raise ModelError(f"{self.origin}: tensor {info.name!r} has no data in the file")
         sparse = self.tensor_sparsity(subgraph, tensor) is not None
-        elements = 1
-        for dimension in info.shape:
-            elements *= max(dimension, 0)
-        if info.dtype in ("int4", "uint4"):
-            raw = np.frombuffer(data, dtype=np.uint8)
-            if not sparse and len(raw) == elements:  # unpacked: one value a byte
-                nibbles = raw & 0x0F
-            else:  # packed: two values a byte, low nibble first (a sparse tensor's always are)
-                nibbles = np.stack([raw & 0x0F, raw >> 4], axis=1).reshape(-1)
-                nibbles = nibbles if sparse else nibbles[:elements]
-            values = (nibbles.astype(np.int8) ^ 8) - 8 if info.dtype == "int4" else nibbles
-        elif info.dtype == "bfloat16":
-            bits = np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16
-            values = bits.view(np.float32)
-        elif info.dtype in _NUMPY_TYPES:
-            numpy_type = np.dtype(_NUMPY_TYPES[info.dtype])
-            if len(data) % numpy_type.itemsize:
-                raise ModelError(f"{self.origin}: tensor {info.name!r} holds {len(data)} bytes, "
-                                 f"not a whole number of {info.dtype} values")
-            values = np.frombuffer(data, dtype=numpy_type)
-        else:
-            raise ModelError(f"{self.origin}: tensor {info.name!r}: cannot decode {info.dtype}")
-        if sparse:
-            return values
-        if values.size != elements:
-            raise ModelError(f"{self.origin}: corrupt TFLite model: tensor {info.name!r} has "
-                             f"shape {list(info.shape)} ({elements} values) but stores "
-                             f"{values.size}")
-        return values.reshape(info.shape)
+        return decode_values(info, data, sparse, self.origin)
 
     def operator_options(self, subgraph: int, operator: int) -> dict[str, Any]:
         """An operator's builtin options, by their schema names in snake case (e.g. ``adj_x`` of
@@ -500,7 +297,7 @@ class FlatbufferView:
             if not 0 <= operator < len(operators):
                 raise ModelError(f"{self.origin}: no operator {operator} in subgraph {subgraph}")
             table = self.root.Subgraphs(subgraph).Operators(operator)
-            options = _schema().OperatorT.InitFromObj(table).builtinOptions
+            options = litert_schema().OperatorT.InitFromObj(table).builtinOptions
             if options is None:
                 return {}
             return {snake_case(key): value for key, value in vars(options).items()}
@@ -510,8 +307,8 @@ class FlatbufferView:
 
     def _tensor_details(self, subgraph: Any, index: int) -> dict[str, Any]:
         tensor = subgraph.Tensors(index)
-        shape = [int(d) for d in _vector(tensor.ShapeAsNumpy())]
-        signature = [int(d) for d in _vector(tensor.ShapeSignatureAsNumpy())] or shape
+        shape = [int(d) for d in vector(tensor.ShapeAsNumpy())]
+        signature = [int(d) for d in vector(tensor.ShapeSignatureAsNumpy())] or shape
         scale = zero_point = None
         quantization = tensor.Quantization()
         if quantization is not None and quantization.ScaleLength() > 0:
@@ -527,30 +324,11 @@ class FlatbufferView:
         }
 
 
-def _vector(value: Any) -> Any:
-    return [] if isinstance(value, int) else value
-
-
 def _index_tuple(values: Any) -> tuple[int, ...]:
     """An optional vector of the object API (None, a list or a numpy array) as ints."""
-    return () if values is None else tuple(int(v) for v in _vector(values))
+    return () if values is None else tuple(int(v) for v in vector(values))
 
 
-def _index_vector(vector: Any) -> tuple[int, ...]:
+def _index_vector(union: Any) -> tuple[int, ...]:
     """The values of a ``SparseIndexVector`` union (int32, uint16 or uint8 vector)."""
-    return () if vector is None else _index_tuple(vector.values)
-
-
-def snake_case(name: str) -> str:
-    """Keras's own to_snake_case, which also gives TFLite's option names from the object API's:
-    Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, dilationWFactor -> dilation_w_factor."""
-    intermediate = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
-
-
-# Stored types numpy reads directly (little-endian, as TFLite stores them).
-_NUMPY_TYPES = {
-    "float64": "<f8", "float32": "<f4", "float16": "<f2",
-    "int64": "<i8", "int32": "<i4", "int16": "<i2", "int8": "i1",
-    "uint64": "<u8", "uint32": "<u4", "uint16": "<u2", "uint8": "u1", "bool": "?",
-}
+    return () if union is None else _index_tuple(union.values)
