@@ -32,7 +32,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 class Plugin(Protocol):
     """What the items need of the plugin that collected them: settings and loaded budgets."""
 
-    @property
     def settings(self) -> Settings: ...
 
     def load_budget(self, path: Path) -> Budget: ...
@@ -68,7 +67,7 @@ class BudgetSourceItem(pytest.Item):
         checker = BudgetChecker(
             budget, self.nodeid,
             lambda name, value: self.user_properties.append((name, value)),
-            self.plugin.settings,
+            self.plugin.settings(),
             lambda title, text: self.add_report_section("call", title, text),
         )
         checker.check(_as_shown(budget.source), variant=self.name)
@@ -78,7 +77,7 @@ class BudgetSourceItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:
-        if isinstance(excinfo.value, (BudgetExceeded, TFLiteError)):
+        if isinstance(excinfo.value, (BudgetExceeded, TFLiteError, pytest.UsageError)):
             return str(excinfo.value)  # the table or the named problem; no plugin traceback
         return super().repr_failure(excinfo)
 

@@ -1,12 +1,13 @@
-"""pytest glue: options, ini keys, the ``tflite_budget`` marker, fixtures and report hooks.
+"""pytest glue: the ``tflite_budget`` marker, fixtures, collection and report hooks; the options
+and ini keys are declared and read in ``options``.
 
 Importing this module must stay cheap: no TensorFlow, LiteRT, numpy or pydantic here. Those load
-when a test converts, measures or reads a budget.
+when a test converts, measures or reads a budget; a suite that does none of it resolves no
+settings at all (``TFLitePlugin.settings``).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -56,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "tflite-plugin")
     if asks_for_settings(config):
-        plugin.settings  # noqa: B018 - a bad value or baseline stops the run now, named
+        plugin.settings()  # a bad value or a missing baseline stops the run now, named
 
 
 class TFLitePlugin:
@@ -70,6 +71,7 @@ class TFLitePlugin:
         self.cache_hits = 0
         self.cache_misses = 0
         self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
+        self._settings: Settings | None = None
 
     # ------------------------------------------------------------ settings
 
@@ -102,16 +104,19 @@ class TFLitePlugin:
             directory = Path(cache.mkdir("tflite")) if cache is not None else default_dir()
         return ConversionCache(directory)
 
-    @functools.cached_property
     def settings(self) -> Settings:
         """Resolved the first time a budget, a marker, a fixture or a tflite option needs them,
-        so a suite that uses none of them never loads the engine (nor pydantic)."""
-        return run_settings(self.config)
+        so a suite that uses none of them never loads the engine (nor pydantic). A method, not
+        a property: pytest 8.0 reads every attribute of a registered plugin, looking for
+        fixtures."""
+        if self._settings is None:
+            self._settings = run_settings(self.config)
+        return self._settings
 
     def baseline_entries(self) -> dict[tuple[str, str], Any]:
         """The baseline's entry of each checked variant, for reports that draw base beside head."""
         # Asked only with entries and the option: a run that checked nothing resolves nothing.
-        baseline = (self.settings.baseline
+        baseline = (self.settings().baseline
                     if self.entries and self.config.getoption("tflite_baseline") else None)
         if baseline is None:
             return {}
@@ -134,7 +139,7 @@ class TFLitePlugin:
 
         try:
             lines = save(directory, self.entries,
-                         environment_fingerprint(self.settings.runtime().threads))
+                         environment_fingerprint(self.settings().runtime().threads))
         except BaselineError as exc:
             self.written.append(f"tflite baseline NOT saved: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -162,7 +167,7 @@ class TFLitePlugin:
             from .budget import load
 
             try:
-                self.budgets[path] = load(path, self.settings.runners)
+                self.budgets[path] = load(path, self.settings().runners)
             except BudgetFileError as exc:
                 self.budgets[path] = exc
         found = self.budgets[path]
@@ -295,7 +300,7 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
 
     checker = BudgetChecker(item.stash[BUDGET_KEY], item.nodeid,
                             lambda name, value: item.user_properties.append((name, value)),
-                            plugin.settings,
+                            plugin.settings(),
                             lambda title, text: item.add_report_section("call", title, text))
     item.stash[CHECKER_KEY] = checker
     return checker
@@ -309,7 +314,7 @@ def _heavy_work(plugin: TFLitePlugin) -> Iterator[None]:
     from .measure.lock import shared, wait_limit
 
     try:
-        with shared(plugin.settings.lock_file, wait_limit(plugin.settings.runtime().timeout)):
+        with shared(plugin.settings().lock_file, wait_limit(plugin.settings().runtime().timeout)):
             yield
     except TFLiteError as exc:
         raise type(exc)(str(exc)).with_traceback(None) from None
@@ -343,7 +348,7 @@ def tflite_convert(
         from .conversion.recipes import convert as run_conversion
         from .measure.memory_cap import limit
 
-        runtime = plugin.settings.runtime()
+        runtime = plugin.settings().runtime()
         with _heavy_work(plugin), limit(runtime.max_memory):
             kwargs.setdefault("timeout", runtime.timeout)
             return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,

@@ -403,7 +403,7 @@ def test_the_cli_reads_the_ini_file_pytest_reads(pytester: pytest.Pytester, layo
 
     class Recorder:
         def pytest_sessionfinish(self, session: pytest.Session) -> None:
-            seen.append(session.config.stash[PLUGIN_KEY].settings.runtime())
+            seen.append(session.config.stash[PLUGIN_KEY].settings().runtime())
 
     pytester.runpytest_inprocess(start, "-p", "no:randomly", plugins=[Recorder()])
     cli_side = resolve_runtime(ini=ini_file_layer(pytester.path / start))

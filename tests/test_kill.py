@@ -50,7 +50,8 @@ KILLPOINT = textwrap.dedent(
     import json, os, signal, sys
 
     TARGETS = {"publish": "publish.py", "save": "baseline.py",
-               "update_budget_files": "ratchet.py", "get_or_create": "cache.py", "put": "cache.py"}
+               "update_budget_files": "ratchet.py", "get_or_create": "storage.py",
+               "put": "storage.py"}
     WATCHED = ("pytest_tflite", "tempfile.py", "pathlib.py", os.sep + "os.py")
 
     def arm():
@@ -367,9 +368,9 @@ class Tally:
                 "silent": self.silent[:10]}
 
 
-def controller_project(root: Path, models: int = 4) -> Path:
-    """Budget files with ``.tflite`` sources, a -n 4 run of them (reports, baseline and budget
-    rewrite), and the line counts of each write."""
+def controller_project(root: Path, models: int = 4, workers: int = 4) -> Path:
+    """Budget files with ``.tflite`` sources, a -n ``workers`` run of them (reports, baseline and
+    budget rewrite), and the line counts of each write."""
     (root / "models").mkdir(parents=True)
     (root / "budgets").mkdir()
     (root / "pytest.ini").write_text("[pytest]\n")
@@ -379,7 +380,7 @@ def controller_project(root: Path, models: int = 4) -> Path:
     for i in range(models):
         (root / "models" / f"m{i}.tflite").write_bytes(chain_model([32 * (i + 1)] * (10 + i)))
         (root / "budgets" / f"m{i}.toml").write_text(LOOSE_BUDGET.format(name=f"m{i}"))
-    session = start_session(root, "-n", "4", "--tflite-no-runtime", "--tflite-report=full.json",
+    session = start_session(root, "-n", str(workers), "--tflite-no-runtime", "--tflite-report=full.json",
                             "--tflite-baseline-save=base", "--tflite-update-budgets")
     with cleaned_up(session, []):
         code = session.wait(timeout=300)
@@ -573,7 +574,7 @@ def test_killed_writes_leave_whole_files_and_the_next_run_says_what_it_redid(
         tmp_path: Path) -> None:
     rng = random.Random(10)
     tally = Tally()
-    project = controller_project(tmp_path / "project")
+    project = controller_project(tmp_path / "project", workers=2)  # the bench's run is -n 4
     for trial, kind in enumerate(WRITE_KINDS):  # many more in bench/hardening_kill.py
         write_trial(project, kind, rng, tally, trial)
     directory, total = cache_setup(tmp_path / "cache")
@@ -609,7 +610,7 @@ def test_a_half_written_cache_entry_is_redone_with_a_warning_naming_it(tmp_path:
 
 def test_a_held_cache_lock_times_out_naming_the_lock_file(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_tflite.conversion import cache as cache_module
+    from pytest_tflite.conversion.cache import storage as cache_module
     from pytest_tflite.errors import ConversionError
 
     cache = cache_module.ConversionCache(tmp_path)

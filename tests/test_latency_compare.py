@@ -146,7 +146,9 @@ def test_three_times_the_compute_regressed_and_swapped_improved(tmp_path: Path,
     slower = compare_latency(heavy, light, delegate, QUICK, TOLERANCE)
     assert slower.verdict == "regressed", slower
     assert slower.ratio > 1 + TOLERANCE and slower.low > 1 + TOLERANCE
-    assert 1.5 < slower.ratio < 4.5  # ~3x: the same work three times over, plus fixed costs
+    # ~3x: the same work three times over, plus fixed costs. A ratio of CPU times (the clock
+    # with one thread), so a loaded machine does not move it: 2.7-3.0 beside 4 busy loops.
+    assert 1.5 < slower.ratio < 4.5
     faster = compare_latency(light, heavy, delegate, QUICK, TOLERANCE)
     assert faster.verdict == "improved", faster
     assert faster.high < 1 - TOLERANCE
