@@ -3,7 +3,7 @@ models, under xnnpack and builtin: how much a mobile team saves per inference by
 
     python bench/batch_sweep.py [--sizes 1,8,32] [--seconds 0.5]
 
-Models (tests/flatbuffer_models.py, no TensorFlow), each with a dynamic batch dimension:
+Models (tests/helpers/models.py, no TensorFlow), each with a dynamic batch dimension:
 - ``mlp``: 64 -> 128 (ReLU) -> 10, about 9.6k weights;
 - ``wide``: 256 -> 1024 (ReLU) -> 1024 (ReLU) -> 10, about 1.3M weights.
 
@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.paths import REPOSITORY
+
+sys.path.insert(0, str(REPOSITORY))
 
 from pytest_tflite.measure.runtime import measure_delegates
 from pytest_tflite.settings import resolve_runtime
-from tests.flatbuffer_models import Op, Subgraph, Tensor, build_model
+from tests.helpers.models import Op, Subgraph, Tensor, build_model
 
 RELU = 1  # ActivationFunctionType.RELU
 

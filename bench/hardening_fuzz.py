@@ -1,6 +1,6 @@
 """Hardening fuzz: flatbuffer-aware mutants through ``tflite-budget measure``, by mutation class.
 
-Builds MUTATIONS seeded mutants (``tests/fuzz_mutations.py``: shape, buffer_index, opcode_index,
+Builds MUTATIONS seeded mutants (``tests/hardening/fuzz_mutations.py``: shape, buffer_index, opcode_index,
 subgraph_index, quantization, sparsity, table, bytes; seeds: a small FC model, a
 WHILE/IF/CALL_ONCE model, a quantized int8 model, a sparse model with DENSIFY), the classes
 taking turns, and runs each one through ``pytest_tflite.cli.main(["measure", PATH, "--delegate",
@@ -23,7 +23,7 @@ Target: 0 crashes and 0 hangs.
 
 Run: python bench/hardening_fuzz.py [MUTATIONS] [SEED]     (default 1000, 4)
 
-The suite (tests/test_fuzz.py) draws the first 24 of the same seeded sequence; this is the full
+The suite (tests/hardening/test_fuzz.py) draws the first 24 of the same seeded sequence; this is the full
 budget, to run before finishing a change to the flatbuffer view, the static checks or the worker.
 ``main(mutations, seed)`` returns the figures as a dict (per class and total).
 """
@@ -38,11 +38,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.paths import REPOSITORY
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(REPOSITORY))
 
 MUTATIONS = 1000
-SEED = 4  # tests/test_fuzz.py's: the suite's sample comes first
+SEED = 4  # tests/hardening/test_fuzz.py's: the suite's sample comes first
 TIMEOUT_S = 10.0
 BOUND_S = TIMEOUT_S + 15  # the worker's timeout plus process start and the static checks
 KINDS = ("measured", "rejected", "crash", "hang")
@@ -52,7 +54,7 @@ def main(mutations: int = MUTATIONS, seed: int = SEED, *, quiet: bool = False) -
     from dataclasses import replace
 
     from pytest_tflite import settings
-    from tests.fuzz_mutations import CLASSES, measure_outcome, mutants
+    from tests.hardening.fuzz_mutations import CLASSES, measure_outcome, mutants
 
     settings.BUILT_IN = replace(settings.BUILT_IN, warmup=settings.Runs(1, 0),
                                 timing=settings.Runs(3, 0), timeout=TIMEOUT_S)

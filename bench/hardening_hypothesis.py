@@ -1,4 +1,4 @@
-"""Budget-file hardening: the properties of tests/test_budget_hypothesis.py with many more examples.
+"""Budget-file hardening: the properties of the suite's test_budget_hypothesis.py, with many more examples.
 
     python bench/hardening_hypothesis.py [EXAMPLES]     # 5000 per property by default
 
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.paths import REPOSITORY
+
+sys.path.insert(0, str(REPOSITORY))
 
 from hypothesis import given
 
-from tests.test_budget_hypothesis import PROPERTIES, hypothesis_settings
+from tests.unit.budget.test_budget_hypothesis import PROPERTIES, hypothesis_settings
 
 
 def _counted(check: Callable[[Any], None], tried: list[int]) -> Callable[[Any], None]:

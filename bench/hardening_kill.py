@@ -15,7 +15,7 @@ TensorFlow) and have one xdist worker killed inside its cache writes. Controller
 SIGKILL the controller of a -n 2 run mid-measurement and time until every xdist worker and
 measurement worker is gone. ``--interrupts`` Ctrl-C -n 2 runs mid-measurement and time until
 the run exits (the suite only holds that exit to a bound a loaded machine cannot miss,
-``tests/test_kill.py``'s EXIT_BOUND_S). ``main()`` returns the figures; the command prints
+``tests/hardening/test_kill.py``'s EXIT_BOUND_S). ``main()`` returns the figures; the command prints
 them as JSON.
 """
 
@@ -33,9 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.helpers.paths import REPOSITORY
 
-from tests.test_kill import (
+sys.path.insert(0, str(REPOSITORY))
+
+from tests.hardening.test_kill import (
     LOOSE_BUDGET,
     WRITE_KINDS,
     Tally,
@@ -102,8 +104,8 @@ def pipeline_project(root: Path) -> tuple[Path, int]:
     lines a worker's conversions take (a complete first run, counted in every worker)."""
     import numpy as np
 
-    from tests.flatbuffer_models import Op, Subgraph, Tensor, build_model
-    from tests.test_kill import KILLPOINT
+    from tests.hardening.test_kill import KILLPOINT
+    from tests.helpers.models import Op, Subgraph, Tensor, build_model
 
     (root / "models").mkdir(parents=True)
     (root / "pytest.ini").write_text("[pytest]\ntflite_cache_dir = cache\n")

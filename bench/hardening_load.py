@@ -18,7 +18,7 @@ one poll can be missed; the table says how many were seen.
 Section 2: the parent's (``pytest -n 0``) peak RSS measuring a tiny model and a 200 MB model;
 the rise over the tiny session's peak, divided by the file size, must stay under 1.5. Also the
 rise inside one fresh process that loads and statically measures the model (``convert`` +
-``measure_static``: the parent's part of the work), which ``tests/test_load.py`` holds at 50 MB.
+``measure_static``: the parent's part of the work), which ``tests/plugin/test_load.py`` holds at 50 MB.
 
     python bench/hardening_load.py              # both sections, N = 10 and 100
     python bench/hardening_load.py --counts 10  # quicker
@@ -42,7 +42,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPOSITORY
+
+ROOT = REPOSITORY
 sys.path.insert(0, str(ROOT))
 
 KB = 1024
@@ -62,7 +64,7 @@ def dense_model(target_bytes: int, seed: int = 0) -> bytes:
     ``target_bytes``; random weights (a tenth of them zero), so gzip cannot shrink them away."""
     import numpy as np
 
-    from tests.flatbuffer_models import Op, Subgraph, Tensor, build_model
+    from tests.helpers.models import Op, Subgraph, Tensor, build_model
 
     inputs = 32 if target_bytes < 64 * KB else 256 if target_bytes < 1 * MB else 1024
     outputs = max(1, (target_bytes - 1200) // (4 * inputs))

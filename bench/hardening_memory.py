@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.paths import REPOSITORY
 
-from tests.test_worker_limits import run_capped_session
+sys.path.insert(0, str(REPOSITORY))
+
+from tests.hardening.test_worker_limits import run_capped_session
 
 CAP = "2 GiB"
 OUTER_GIB = 6

@@ -1,6 +1,6 @@
 """Agreement of a runner (LiteRT's own benchmark, declared as a runner) with our xnnpack median.
 
-Builds wide FULLY_CONNECTED chains with ``tests/flatbuffer_models.py`` (input [BATCH, WIDTH],
+Builds wide FULLY_CONNECTED chains with ``tests/helpers/models.py`` (input [BATCH, WIDTH],
 DEPTH layers of WIDTH x WIDTH float32 weights, seeded), sized so XNNPACK on 1 thread takes 2 ms
 or more on these 2-core machines (LiteRT's tool rounds to 0.01 ms: below ~2 ms the rounding
 alone moves the ratio by 0.5%).
@@ -31,7 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.paths import REPOSITORY
+
+sys.path.insert(0, str(REPOSITORY))
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 # (name, batch, width, depth): medians on a 2-core shared machine, 1 thread, load ~5.
@@ -46,7 +48,7 @@ COMMAND = ("{python} -m ai_edge_litert.tools.benchmark_litert_model --model={mod
 def fc_chain(batch: int, width: int, depth: int) -> bytes:
     import numpy as np
 
-    from tests.flatbuffer_models import Op, Subgraph, Tensor, build_model
+    from tests.helpers.models import Op, Subgraph, Tensor, build_model
 
     rng = np.random.default_rng(0)
     tensors = [Tensor("x0", [batch, width])]

@@ -89,7 +89,7 @@ def pytest_ini_values(start: Path) -> tuple[Path | None, dict[str, object]]:
     """(configuration file, its pytest values) as ``pytest START`` finds them, by pytest's own
     discovery: the first directory upwards with a pytest section in pytest.ini, pyproject.toml,
     tox.ini or setup.cfg (and the files newer pytest versions add). That code is private to
-    pytest, so ``tests/test_cli.py`` pins it on the newest pytest and, in .ci/run, the oldest."""
+    pytest, so ``tests/unit/test_cli.py`` pins it on the newest pytest and, in .ci/run, the oldest."""
     import inspect
 
     import pytest

@@ -3,7 +3,7 @@
 A row says what the key reads from the typed results, which way its limit points, its unit,
 how the ratchet moves it (or why it never does) and the words people read. Everything that
 used to list keys by hand derives from here: ``KEY_KINDS`` (the JSON Schema's leaves, checked by
-``tests/test_budget_keys.py``), the verdicts' loops over simple keys, ``[regression]``'s loop
+``tests/unit/budget/test_budget_keys.py``), the verdicts' loops over simple keys, ``[regression]``'s loop
 over simple figures, the ratchet's ``RULES`` and ``LEFT_ALONE``, the hypothesis tests' key
 names and the README's key table (``tools/regenerate.py`` writes it).
 
@@ -216,7 +216,7 @@ KEYS: tuple[Key, ...] = (
 )
 
 BY_PATH: dict[str, Key] = {key.path: key for key in KEYS}
-# Every leaf of the JSON Schema is exactly one of these (tests/test_budget_keys.py walks it).
+# Every leaf of the JSON Schema is exactly one of these (tests/unit/budget/test_budget_keys.py walks it).
 KEY_KINDS: dict[str, tuple[str, ...]] = {
     kind: tuple(key.path for key in KEYS if key.kind == kind) for kind in KINDS}
 

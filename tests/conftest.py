@@ -10,65 +10,25 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import settings
+
+from tests.helpers.sessions import INNER_CONFTEST
 
 # Fixed-seed property tests draw a sample in the suite; the full budget runs from
 # bench/hardening_hypothesis.py (thousands per property), or as the suite's own tests with
-# `pytest tests/test_budget_hypothesis.py -n 0 --hypothesis-profile=full`.
-settings.register_profile("suite", max_examples=30)
-settings.register_profile("full", max_examples=100)
-settings.load_profile("suite")
+# `pytest tests/unit/budget/test_budget_hypothesis.py -n 0 --hypothesis-profile=full`.
+# (The pytest-8.0 floor run in .ci/run installs no hypothesis.)
+try:
+    from hypothesis import settings
+except ImportError:  # pragma: no cover - the floor run only
+    pass
+else:
+    settings.register_profile("suite", max_examples=30)
+    settings.register_profile("full", max_examples=100)
+    settings.load_profile("suite")
 
 # Inner pytester runs start their own interpreters; keep TensorFlow's start-up banner out of the
 # output the tests read.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# A conftest for pytester projects: seeded models, so a rerun builds the same weights and can
-# hit the conversion cache.
-INNER_CONFTEST = textwrap.dedent(
-    """
-    import numpy as np
-    import pytest
-
-    def build_mlp(units=16, seed=0):
-        import keras
-        keras.utils.set_random_seed(seed)
-        return keras.Sequential([keras.Input((8,)), keras.layers.Dense(units, activation="relu"),
-                                 keras.layers.Dense(4)])
-
-    @pytest.fixture(scope="session")
-    def mlp():
-        return build_mlp()
-
-    @pytest.fixture(scope="session")
-    def samples():
-        return np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
-    """
-)
-
-
-def keras3_mlp(inputs: int = 8, hidden: int = 16, outputs: int = 4, seed: int = 0) -> Any:
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((inputs,)),
-        keras.layers.Dense(hidden, activation="relu"),
-        keras.layers.Dense(outputs),
-    ])
-
-
-def tf_keras_cnn(seed: int = 0, filters: int = 8) -> Any:
-    import tf_keras
-
-    tf_keras.utils.set_random_seed(seed)
-    return tf_keras.Sequential([
-        tf_keras.Input((12, 12, 1)),
-        tf_keras.layers.Conv2D(filters, 3, activation="relu"),
-        tf_keras.layers.MaxPooling2D(),
-        tf_keras.layers.Flatten(),
-        tf_keras.layers.Dense(10),
-    ])
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Regenerate every file written from the code: the README's key table and the example's
 budget schema. ``python tools/regenerate.py`` writes them; ``--check`` only lists the stale
-ones (exit 1), as ``tests/test_budget_keys.py`` does.
+ones (exit 1), as ``tests/unit/budget/test_budget_keys.py`` does.
 
 The key table comes from the key registry (``pytest_tflite/keys.py``), between the README's
 ``<!-- keys:start`` and ``<!-- keys:end -->`` markers; the schema is ``tflite-budget schema``.

@@ -1,7 +1,7 @@
 """Delegate refusals: budget keys no model can be judged on, under some delegate.
 
 A budget that can never be measured would parse and then do nothing, so the tables refuse these
-keys when the file loads, with the reason here; ``tests/test_budget_keys.py`` holds every key on
+keys when the file loads, with the reason here; ``tests/unit/budget/test_budget_keys.py`` holds every key on
 every delegate either to a refusal or to a judged check.
 """
 

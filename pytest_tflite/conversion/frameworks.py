@@ -2,7 +2,7 @@
 
 TensorFlow (3-5 s, ~600 MB) is imported only by ``import_tensorflow``, when a conversion or a
 Keras/SavedModel reference actually needs it; Keras only by ``import_keras``. No other module of
-the package imports them (``tests/test_rooms.py`` holds it to that).
+the package imports them (``tests/unit/test_rooms.py`` holds it to that).
 """
 
 from __future__ import annotations

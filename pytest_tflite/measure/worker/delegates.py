@@ -15,7 +15,7 @@ import numpy as np
 from .lifetime import out_of_memory
 
 INTERPRETER_DELEGATES = ("xnnpack", "builtin", "reference")
-# A diagnostic for fuzzing (tests/test_fuzz.py, bench/hardening_fuzz.py): with this variable set
+# A diagnostic for fuzzing (tests/hardening/test_fuzz.py, bench/hardening_fuzz.py): with this variable set
 # to a file, the worker appends "allocate_tensors MODEL_PATH" to it just before each
 # allocate_tensors(), so a fuzz run can tell which mutants got past the static checks into the
 # interpreter. Unset, it costs one dictionary lookup.
