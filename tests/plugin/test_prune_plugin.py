@@ -1,7 +1,8 @@
 """Pruning in a test: the tflite_prune fixture, a pruned_int8 variant, its sparsity budget.
 
 Both tests prune and convert the same model: a first, cold session fills one conversion and
-pruning cache for the module, and the tests' own sessions read it (cache hits, no retraining).
+pruning cache for the run, and the tests' own sessions read it (cache hits: no fine-tuning, no
+converting).
 """
 
 from __future__ import annotations
@@ -68,26 +69,37 @@ class ColdRun:
 
 
 @pytest.fixture(scope="module")
-def cold_run(tmp_path_factory: pytest.TempPathFactory) -> ColdRun:
-    """The pruned_int8 session on an empty cache, run once for the module, as pytester's
-    runpytest_subprocess would (a module fixture cannot use the per-test pytester)."""
-    root = tmp_path_factory.mktemp("prune-cold")
-    project = root / "project"
-    (project / "budgets").mkdir(parents=True)
-    (project / "conftest.py").write_text(INNER_CONFTEST)
-    (project / "test_prune.py").write_text(textwrap.dedent(PRUNE_TEST))
-    (project / "budgets" / "dense.toml").write_text(textwrap.dedent(BUDGET))
-    cache = root / "cache"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTEST_") and k != "GITHUB_STEP_SUMMARY"}
-    env.update(HOME=str(project), PY_COLORS="0")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--basetemp={root / 'basetemp'}", "-p", "no:randomly",
-         "-s", "--tflite-report=report.json", "-o", f"tflite_cache_dir={cache}"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600)
-    report = project / "report.json"
-    return ColdRun(cache, done.returncode, done.stdout + done.stderr,
-                   json.loads(report.read_text()) if report.is_file() else {})
+def cold_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ColdRun:
+    """The pruned_int8 session on an empty cache, run once for the whole run, as pytester's
+    runpytest_subprocess would (a module fixture cannot use the per-test pytester). Under xdist
+    the two tests may land on two workers: the first to take the lock runs the session, in the
+    folder above the workers' base temps (the run's own), and the other reads what it left."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "prune-cold"
+    root.mkdir(exist_ok=True)
+    project, cache, saved = root / "project", root / "cache", root / "cold.json"
+    with FileLock(str(root / "run.lock")):
+        if not saved.is_file():
+            (project / "budgets").mkdir(parents=True)
+            (project / "conftest.py").write_text(INNER_CONFTEST)
+            (project / "test_prune.py").write_text(textwrap.dedent(PRUNE_TEST))
+            (project / "budgets" / "dense.toml").write_text(textwrap.dedent(BUDGET))
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith("PYTEST_") and k != "GITHUB_STEP_SUMMARY"}
+            env.update(HOME=str(project), PY_COLORS="0")
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", f"--basetemp={root / 'basetemp'}",
+                 "-p", "no:randomly", "-s", "--tflite-report=report.json",
+                 "-o", f"tflite_cache_dir={cache}"],
+                cwd=project, env=env, capture_output=True, text=True, timeout=600)
+            report = project / "report.json"
+            saved.write_text(json.dumps({
+                "status": done.returncode, "output": done.stdout + done.stderr,
+                "report": json.loads(report.read_text()) if report.is_file() else {}}))
+    found = json.loads(saved.read_text())
+    return ColdRun(cache, found["status"], found["output"], found["report"])
 
 
 def test_pruned_variant_meets_its_sparsity_budget_and_reruns_from_cache(project, cold_run):
