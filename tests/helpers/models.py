@@ -204,3 +204,17 @@ def tf_keras_cnn(seed: int = 0, filters: int = 8) -> Any:
         tf_keras.layers.Flatten(),
         tf_keras.layers.Dense(10),
     ])
+
+
+def dense_model(units: int, inputs: int = 8, seed: int = 0) -> bytes:
+    """``y = x @ W.T + b`` as one FULLY_CONNECTED with float32 weights: [1, inputs] -> [1, units].
+    A ready ``.tflite`` whose file grows with ``units``, for plugin tests that need a model but
+    not a conversion (their inner sessions then never import TensorFlow)."""
+    rng = np.random.default_rng(seed)
+    tensors = [Tensor("input", [1, inputs]),
+               Tensor("dense/kernel", [units, inputs],
+                      data=rng.normal(size=(units, inputs)).astype(np.float32)),
+               Tensor("dense/bias", [units], data=np.zeros(units, np.float32)),
+               Tensor("output", [1, units])]
+    return build_model([Subgraph(tensors, [Op("FULLY_CONNECTED", [0, 1, 2], [3])],
+                                 inputs=[0], outputs=[3])])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.models import dense_model
 from tests.helpers.paths import REPOSITORY
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -225,14 +226,16 @@ def test_xdist_two_workers_converting_the_same_model_miss_once(project):
 
 
 def test_xdist_reports_and_failures_reach_the_controller(project):
+    # A ready .tflite: what crosses from the workers is under test, not the conversion.
     p = project({"mlp": MLP_BUDGET}, test_size="""
-        import pytest
+        import os, pytest
 
         @pytest.mark.tflite_budget("mlp")
         @pytest.mark.parametrize("variant", ["float32", "tight"])
-        def test_model(tflite_convert, tflite_budget, mlp, variant):
-            tflite_budget.check(tflite_convert(mlp, variant=variant))
+        def test_model(tflite_convert, tflite_budget, variant):
+            tflite_budget.check(tflite_convert(os.path.abspath("dense.tflite"), variant=variant))
     """)
+    (p.path / "dense.tflite").write_bytes(dense_model(16))
     result = p.runpytest_subprocess("-n", "2", "--tflite-report=report.json")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*size.max*100 B*fail*"])

@@ -17,6 +17,7 @@ from pytest_tflite.baseline import (
 )
 from pytest_tflite.environment import environment_fingerprint
 from pytest_tflite.results import Check, Entry, Measurement
+from tests.helpers.models import dense_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -134,22 +135,33 @@ BUDGET = """
     size = "1%"
     ops = "exact"
 """
+# A ready .tflite per width (written by the test), so the inner sessions, and their xdist
+# workers, never import TensorFlow: what is under test is the baseline, not the conversion.
 TEST = """
     import os, pytest
 
     @pytest.mark.tflite_budget("mlp")
     def test_mlp(tflite_convert, tflite_budget):
-        from conftest import build_mlp
-        model = build_mlp(units=int(os.environ.get("UNITS", "16")))
-        tflite_budget.check(tflite_convert(model))
+        units = os.environ.get("UNITS", "16")
+        tflite_budget.check(tflite_convert(os.path.abspath(f"dense{units}.tflite"),
+                                           variant="float32"))
 """
+
+
+def gate(project: Any, budgets: dict[str, str], widths: tuple[int, ...] = (16, 64),
+         inputs: int = 8) -> Any:
+    """A project whose test checks ``dense{UNITS}.tflite`` against ``budgets/mlp.toml``."""
+    p = project(budgets, test_gate=TEST)
+    for units in widths:
+        (p.path / f"dense{units}.tflite").write_bytes(dense_model(units, inputs))
+    return p
 
 
 @pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "0"], ["-n", "2"]],
                          ids=["no-xdist", "n0", "n2"])
 def test_a_model_that_grew_fails_against_the_base_branch(project: Any, xdist: list[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    p = project({"mlp": BUDGET}, test_gate=TEST)
+    p = gate(project, {"mlp": BUDGET})
     monkeypatch.setenv("UNITS", "16")
     saved = p.runpytest("-p", "no:randomly", *xdist, "--tflite-baseline-save=base")
     saved.assert_outcomes(passed=1)
@@ -183,21 +195,21 @@ def test_a_model_that_grew_fails_against_the_base_branch(project: Any, xdist: li
 
 
 def test_without_a_baseline_regression_keys_skip(project: Any) -> None:
-    p = project({"mlp": BUDGET.replace('size = { max = "1 MiB" }', "")}, test_gate=TEST)
+    p = gate(project, {"mlp": BUDGET.replace('size = { max = "1 MiB" }', "")})
     result = p.runpytest("-p", "no:randomly", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*regression.size: not compared: no baseline*"])
 
 
 def test_a_missing_baseline_directory_stops_the_run_at_start(project: Any) -> None:
-    p = project({"mlp": BUDGET}, test_gate=TEST)
+    p = gate(project, {"mlp": BUDGET})
     result = p.runpytest("--tflite-baseline=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--tflite-baseline: baseline directory *nowhere does not exist*"])
 
 
 def test_a_new_model_variant_is_not_compared_and_says_so(project: Any) -> None:
-    p = project({"mlp": BUDGET}, test_gate=TEST)
+    p = gate(project, {"mlp": BUDGET})
     save(p.path / "base", [], {})
     result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
     result.assert_outcomes(passed=1)  # size.max passed; the regression keys say why they skipped
@@ -208,7 +220,7 @@ def test_a_new_model_variant_is_not_compared_and_says_so(project: Any) -> None:
 
 
 def test_a_baseline_from_another_environment_is_a_warning_in_the_report(project: Any) -> None:
-    p = project({"mlp": BUDGET}, test_gate=TEST)
+    p = gate(project, {"mlp": BUDGET})
     p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
     manifest = json.loads((p.path / "base" / "manifest.json").read_text())
     manifest["environment"]["tensorflow"] = "1.0.0"
@@ -236,10 +248,10 @@ LATENCY_BUDGET = """
 
 def test_a_slower_model_fails_the_paired_latency_comparison(project: Any,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    p = project({"mlp": LATENCY_BUDGET}, test_gate=TEST)
+    p = gate(project, {"mlp": LATENCY_BUDGET}, widths=(16, 1024), inputs=256)
     monkeypatch.setenv("UNITS", "16")
     p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
-    # A hidden layer 64 times wider: far more than 10% slower, whatever the machine's noise.
+    # A layer 64 times wider: far more than 10% slower, whatever the machine's noise.
     monkeypatch.setenv("UNITS", "1024")
     result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
     result.assert_outcomes(failed=1)
@@ -255,7 +267,7 @@ def test_a_slower_model_fails_the_paired_latency_comparison(project: Any,
 def test_a_budget_files_own_threads_do_not_read_as_another_environment(project: Any) -> None:
     # The manifest records the run's threads; a budget file's [defaults.runtime] threads must
     # not make the same machine look like another one.
-    p = project({"mlp": "[defaults.runtime]\nthreads = 2\n" + BUDGET}, test_gate=TEST)
+    p = gate(project, {"mlp": "[defaults.runtime]\nthreads = 2\n" + BUDGET})
     p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
     result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json")
     result.assert_outcomes(passed=1)
