@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.helpers.paths import REPOSITORY
-
-sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_tflite.measure.runtime import measure_delegates
 from pytest_tflite.settings import resolve_runtime

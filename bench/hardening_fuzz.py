@@ -38,10 +38,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.paths import REPOSITORY
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MUTATIONS = 1000
 SEED = 4  # tests/hardening/test_fuzz.py's: the suite's sample comes first

@@ -33,9 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.paths import REPOSITORY
-
-sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hardening.test_kill import (
     LOOSE_BUDGET,

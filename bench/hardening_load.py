@@ -42,9 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.paths import REPOSITORY
-
-ROOT = REPOSITORY
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 KB = 1024

@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.paths import REPOSITORY
-
-sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hardening.test_worker_limits import run_capped_session
 

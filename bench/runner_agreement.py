@@ -31,9 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.helpers.paths import REPOSITORY
-
-sys.path.insert(0, str(REPOSITORY))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 # (name, batch, width, depth): medians on a 2-core shared machine, 1 thread, load ~5.

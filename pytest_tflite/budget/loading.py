@@ -8,6 +8,7 @@ pydantic's.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -101,7 +102,7 @@ def runner_keys(spec: BudgetFile) -> list[tuple[str, str]]:
 def describe_errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"] if not _is_internal_loc(part))
+        location = key_path(str(part) for part in error["loc"] if not _is_internal_loc(part))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; `tflite-budget schema` lists the keys)"
@@ -114,6 +115,28 @@ def describe_errors(exc: ValidationError) -> str:
             got = "" if text in message else got
         lines.append(f"  {location or '(top level)'}: {message}{got}")
     return "\n".join(dict.fromkeys(lines))
+
+
+def key_path(parts: Iterable[str]) -> str:
+    """A key path as the file reads: ``variants.int8.size.max``. A key holding a character that
+    does not print (a newline, a NUL, a direction mark) is quoted with TOML's escapes, so a
+    message stays one line per error and shows which key it was."""
+    return ".".join(part if part.isprintable() else _quoted(part) for part in parts)
+
+
+def _quoted(key: str) -> str:
+    """A TOML basic string: what prints stays, the rest becomes an escape (\\n, \\uXXXX)."""
+    short = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r",
+             '"': '\\"', "\\": "\\\\"}
+    out = []
+    for char in key:
+        if char in short:
+            out.append(short[char])
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(f"\\u{ord(char):04X}" if ord(char) < 0x10000 else f"\\U{ord(char):08X}")
+    return '"' + "".join(out) + '"'
 
 
 def _is_internal_loc(part: object) -> bool:

@@ -254,6 +254,20 @@ def test_unknown_variant_lists_the_variants(tmp_path: Path) -> None:
     assert "float16" in message and "int8" in message
 
 
+@pytest.mark.parametrize(("written", "shown"), [
+    ('"\\n"', '"\\n"'), ('"a\\u0000b"', '"a\\u0000b"'), ('"\\u202Esize"', '"\\u202Esize"'),
+    ('"size "', "size "),  # printable: as written, without quotes
+])
+def test_a_key_that_does_not_print_is_shown_escaped_on_one_line(tmp_path: Path, written: str,
+                                                                 shown: str) -> None:
+    # Found by bench/hardening_hypothesis.py: an unknown key "\n" split its error over two
+    # lines, so the message no longer named the key (and a name could start a log command).
+    _, message = load_error(tmp_path, f"[variants.a]\nsize = {{ max = 10 }}\n{written} = 1\n")
+    (line,) = [line for line in message.splitlines() if "unknown key" in line]
+    assert line.startswith(f"  variants.a.{shown}: unknown key")
+    assert message.count("\n") == 1  # the file's line, then this one
+
+
 def test_unknown_variant_in_a_file_without_variants(tmp_path: Path) -> None:
     budget = load(write(tmp_path, 'model = "m"\n'))
     with pytest.raises(BudgetFileError, match="none"):

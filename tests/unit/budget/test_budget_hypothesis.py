@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_tflite.budget import json_schema, load
+from pytest_tflite.budget.loading import key_path
 from pytest_tflite.errors import BudgetFileError
 from pytest_tflite.keys import KEY_KINDS, NAMES_UNDER
 
@@ -319,7 +320,7 @@ def check_near_miss_is_a_budget_error(case: tuple[dict[str, Any], tuple[str, ...
             message = str(exc)
             assert str(file) in message, message
             locations = error_locations(message)
-            wrong = ".".join(path)
+            wrong = key_path(path)
             assert any(loc == "(top level)" or wrong.startswith(loc) or loc.startswith(wrong)
                        for loc in locations), f"no key path near {wrong!r} in:\n{message}"
     # Any other exception propagates and fails the property.
