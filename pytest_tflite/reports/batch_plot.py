@@ -8,14 +8,14 @@ import math
 from collections.abc import Sequence
 
 from ..results import Entry
-from ..units import format_ms
 from . import svg
 from .figure import PLOT_WIDTH, Plot, empty_plot, row_label
+from .figure import format_time as format_ms
 
 BATCH_HEIGHT = 240  # the axes' box; the legend adds a row per line below 12 lines
 BATCH_LEFT = 80
 BATCH_RIGHT = PLOT_WIDTH - 380  # the legend to the right
-BATCH_TOP = 16
+BATCH_TOP = 28
 BATCH_COLOURS = 6
 MAX_BATCH_LINES = 24
 
@@ -60,13 +60,15 @@ def batch_plot(entries: Sequence[Entry]) -> Plot | None:
     y = svg.LogScale(low_v, high_v, bottom, BATCH_TOP)
     body = [svg.line(BATCH_LEFT, bottom, BATCH_RIGHT, bottom, "axis"),
             svg.line(BATCH_LEFT, BATCH_TOP, BATCH_LEFT, bottom, "axis"),
-            svg.text((BATCH_LEFT + BATCH_RIGHT) / 2, bottom + 32, "batch size", "small", "middle")]
+            svg.text((BATCH_LEFT + BATCH_RIGHT) / 2, bottom + 32, "batch size (log2)",
+                     "small axis-title", "middle"),
+            svg.text(8, BATCH_TOP - 4, "time per sample (log)", "small axis-title")]
     for batch in sorted(set(batches)):
         body += [svg.line(x(batch), bottom, x(batch), bottom + 4, "axis"),
-                 svg.text(x(batch), bottom + 16, str(batch), "small", "middle")]
+                 svg.text(x(batch), bottom + 16, str(batch), "small axis-label", "middle")]
     for tick in (min(values), math.sqrt(min(values) * max(values)), max(values)):
         body += [svg.line(BATCH_LEFT - 4, y(tick), BATCH_LEFT, y(tick), "axis"),
-                 svg.text(BATCH_LEFT - 6, y(tick) + 3, format_ms(tick), "small", "end")]
+                 svg.text(BATCH_LEFT - 6, y(tick) + 3, format_ms(tick), "small axis-label", "end")]
     for index, (label, points, failed) in enumerate(shown):
         colour = f"batch-s{index % BATCH_COLOURS}"
         coordinates = [(x(b), y(v)) for b, v, _ in points]

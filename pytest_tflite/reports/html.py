@@ -1,50 +1,55 @@
 """The HTML report: one self-contained page (inline CSS and SVG, no script, no URL), so it opens
 from a CI artifact on any machine, offline.
 
-The plots, each in its own module drawn with ``svg``'s primitives (``latency_plot``,
-``budget_plot``, ``size_plot``, ``batch_plot``; ``figure`` holds what they share), then the
-tables:
+First the model variants (worst first, in a box of fixed height that scrolls past ten), then
+the plots, each in its own module drawn with ``svg``'s primitives (``figure`` holds what they
+share), then the checks and the comparisons:
 
-- **latency per delegate**: each measured (model variant, delegate) is a row; its timed runs
-  (``latency_ms.samples``) are dots on the row's own linear axis, the head above, the base
-  below. Base samples come from the baseline's typed entry (``baselines``, keyed by
-  ``(model, variant)``); without it, the base median of the ``latency.<delegate>.median`` check's
-  ``baseline`` is a tick; without either, the head alone. A result without samples (an older
-  report) is a box from its min to its p90 with the median marked.
-- **measured vs budget**: every check with a measured value and a limit above zero, as
-  measured / limit on a log axis, 1 being the limit, the allowed side shaded (limits named
-  ``min*`` are lower bounds). The base's figure, when known, is a hollow dot.
-- **size by variant**: the file size and the gzip size of each variant, grouped by model on the
-  model's own scale, with the base's size as a tick when known.
-- **latency per sample by batch size** (only when some entry measured ``runtime.batch_sizes``):
-  per-sample median against batch size on log2 x and log y axes, one line per (model variant,
-  delegate), a dot per batch that ran.
+- **latency** (``latency_plot``): per delegate compared with the base, what the paired verdict
+  used (each pair's head ÷ base, the tolerance band, the interval, both medians from the same
+  run); per delegate without a comparison, this run's timed invokes on a time axis.
+- **measured vs budget** (``budget_plot``): the checks that failed or came within 10% of their
+  limit; resources as measured ÷ limit, quality figures as measured - limit; the passes with
+  room to spare fold below the plots.
+- **size by variant** (``size_plot``): file and gzip size per variant, the base's as a tick.
+- **latency per sample by batch size** (``batch_plot``, only when some entry measured
+  ``runtime.batch_sizes``).
+
+Every axis says what it measures and in which unit (µs and ms, never "us").
 
 The plots sit at fixed positions (absolute, in pixels: each plot's height follows from its row
-count, not from fonts), and each figure's ``data-box`` gives its SVG's box on the page, so a
-screenshot can be checked region by region.
+count and the variants box's from its row count, not from fonts), and each figure's
+``data-box`` gives its SVG's box on the page, so a screenshot can be checked region by region.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from html import escape
 from string import Template
 
 from ..results import VERDICT_ORDER, Check, Entry
-from ..units import format_bytes, format_ms
+from ..units import format_bytes
 from . import svg
 from .batch_plot import batch_plot
 from .budget_plot import budget_plot
-from .figure import MARGIN, PAGE_WIDTH, PLOT_WIDTH, Baselines, Plot
+from .figure import MARGIN, PAGE_WIDTH, PLOT_WIDTH, Baselines, Plot, format_time
 from .latency_plot import latency_plot
 from .markdown import base_to_head, counts_line, delta_text, value_text
 from .size_plot import size_plot
 from .tables import comparisons, entry_warnings, format_comparison, over_by
 
+MICRO = re.compile(r"(\d) us\b")
 HEADER_HEIGHT = 104  # title and counts, fixed so the plots' positions do not depend on fonts
 CAPTION_HEIGHT = 30
 PLOT_GAP = 24
+VARIANT_ROW = 25  # a row of the variants table: 24 px and its rule
+VARIANT_LINE = 18  # each further line of a row (a delegate per line)
+VARIANT_TITLE = 40  # its heading, with the space above and below
+VARIANT_HEAD = 26
+VARIANTS_SHOWN = 10  # rows before the box scrolls
+VARIANT_GAP = 20
 
 # string.Template: CSS is full of braces, and "%" reads as a format directive.
 CSS = Template("""
@@ -99,12 +104,39 @@ tr.verdict-fail td, tr.verdict-error td { background: #fef2f2; }
 .warnings { background: #fffbeb; border: 1px solid #f59e0b; padding: 8px 12px; }
 .warnings li { margin: 2px 0; }
 details summary { cursor: pointer; font-weight: 600; margin: 8px 0; }
+section.variants { overflow: hidden; }
+section.variants h2 { height: ${variant_title}px; line-height: ${variant_title}px; margin: 0; }
+.variants-box { overflow-y: auto; border-bottom: 1px solid #e5e7eb; }
+.variants-box table { table-layout: fixed; }
+.variants-box th { position: sticky; top: 0; height: ${variant_head}px; }
+.variants-box td, .variants-box th { white-space: nowrap; overflow: hidden;
+                                     text-overflow: ellipsis; line-height: 18px; }
+td.verdict-cell { font-weight: 600; }
+.variants-box div.wrap { white-space: normal; overflow: hidden; }
+tr.verdict-pass td.verdict-cell { color: #15803d; }
+tr.verdict-fail td.verdict-cell, tr.verdict-error td.verdict-cell { color: #b91c1c; }
+svg text.axis-label { fill: #4b5563; }
+svg text.axis-title { font-size: 12px; }
+.lat-pair, .key.lat-pair { fill: #4f46e5; fill-opacity: .45; background: #4f46e5; }
+.lat-band, .key.lat-band { fill: #dcfce7; background: #dcfce7; border: 1px solid #86efac; }
+.lat-zero { stroke: #111827; stroke-width: 1.5; stroke-dasharray: 4 3; }
+.lat-ratio { stroke: #111827; stroke-width: 2.5; }
+.c-regressed, .key.c-regressed { fill: #dc2626; background: #dc2626; }
+.c-improved { fill: #16a34a; } .c-unchanged { fill: #2563eb; } .c-inconclusive { fill: #d97706; }
+svg text.verdict-text { font-weight: 600; }
+details.folded { margin: 0 0 8px; }
 """).substitute(page=PAGE_WIDTH, margin=MARGIN, header=HEADER_HEIGHT, plot=PLOT_WIDTH,
-                caption=CAPTION_HEIGHT)
+                caption=CAPTION_HEIGHT, variant_title=VARIANT_TITLE, variant_head=VARIANT_HEAD)
+
+
+def _micro(text: str) -> str:
+    """The tables' shared figures write microseconds as "us" (terminals); the page writes µs."""
+    return MICRO.sub("\\1 µs", text)
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int],
            row_classes: Sequence[str] | None = None) -> str:
+    rows = [[_micro(c) for c in cells] for cells in rows]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = []
     for index, cells in enumerate(rows):
@@ -142,20 +174,78 @@ def _checks_section(entries: Sequence[Entry]) -> str:
     return html
 
 
+def _variant_cells(entry: Entry, lines: int) -> list[list[str]]:
+    """The row's cells, each as its lines: a line per delegate in the latency columns (up to
+    ``lines``, the last saying how many more), one line elsewhere."""
+    measured = entry.measurement
+    latency, paired = [], []
+    for name, found in measured.delegates.items():
+        latency.append(f"{name} {format_time(found.latency_ms.median)}" if found.latency_ms
+                       else f"{name} {found.status}")
+        c = found.comparison
+        paired.append(f"{name} {c.ratio - 1:+.1%} {c.verdict}" if c is not None else "")
+    if len(latency) > lines:
+        more = f"{len(latency) - lines + 1} more in the JSON"
+        latency, paired = [*latency[:lines - 1], more], [*paired[:lines - 1], ""]
+    broken = list(dict.fromkeys(c.metric for c in entry.checks
+                                if c.verdict in ("fail", "error")))
+    failed = f"{len(broken)}: {', '.join(broken)}" if broken else ""
+    accuracy = measured.accuracy
+    return [[entry.model], [entry.variant], [entry.verdict], [failed or "-"],
+            [format_bytes(measured.size_bytes)], [format_bytes(measured.gzip_bytes)],
+            [f"{accuracy.metric} {accuracy.candidate:.4g}" if accuracy else "-"],
+            latency or ["-"], paired if any(paired) else ["-"], [entry.test]]
+
+
+VARIANT_COLUMNS = (("model", 10), ("variant", 8), ("verdict", 6), ("failed checks", 18),
+                   ("size", 7), ("gzip", 7), ("accuracy", 8), ("median latency", 12),
+                   ("vs base (paired)", 17), ("test", 7))  # widths in % of the page
+MAX_LINES = 4  # delegates listed per row
+
+
+def variant_lines(entries: Sequence[Entry]) -> int:
+    """Lines per row of the variants table: the most delegates a variant ran, at most 4."""
+    return min(max([len(e.measurement.delegates) for e in entries] + [1]), MAX_LINES)
+
+
+def variants_height(count: int, lines: int = 1) -> int:
+    """The variants section's height in px: fixed by its row count and lines per row, so the
+    plots below it sit where the page says."""
+    if not count:
+        return 0
+    return (VARIANT_TITLE + VARIANT_HEAD + min(count, VARIANTS_SHOWN) * _row_height(lines) + 2
+            + VARIANT_GAP)
+
+
+def _row_height(lines: int) -> int:
+    return VARIANT_ROW + VARIANT_LINE * (lines - 1)
+
+
 def _variants_section(entries: Sequence[Entry]) -> str:
-    rows = []
-    for e in entries:
-        latency = ", ".join(
-            f"{name} {format_ms(found.latency_ms.median)}" if found.latency_ms
-            else f"{name} {found.status}" for name, found in e.measurement.delegates.items())
-        accuracy = e.measurement.accuracy
-        rows.append([e.model, e.variant, e.recipe, format_bytes(e.measurement.size_bytes),
-                     format_bytes(e.measurement.gzip_bytes),
-                     f"{accuracy.metric} {accuracy.candidate:.4g}" if accuracy else "-",
-                     latency or "-", e.verdict, e.test])
-    return "<h2>Model variants</h2>" + _table(
-        ["model", "variant", "recipe", "size", "gzip", "accuracy", "median latency", "verdict",
-         "test"], rows, {3, 4})
+    """Every model variant, worst first: what ran and how it went, before any plot."""
+    ordered = sorted(entries, key=lambda e: VERDICT_ORDER.index(e.verdict))
+    lines = variant_lines(entries)
+    head = "".join(f"<th>{escape(name)}</th>" for name, _ in VARIANT_COLUMNS)
+    widths = "".join(f'<col style="width: {width}%">' for _, width in VARIANT_COLUMNS)
+    body = []
+    for entry in ordered:
+        cells = ["<br>".join(escape(_micro(line)) for line in cell)
+                 for cell in _variant_cells(entry, lines)]
+        # The failed checks wrap over the row's lines, and what does not fit is cut: the
+        # row's height stays fixed (the Checks table below lists every one).
+        cells[3] = (f'<div class="wrap" style="max-height: {VARIANT_LINE * lines}px">'
+                    f"{cells[3]}</div>")
+        tds = "".join(
+            f'<td class="{"num" if i in (4, 5) else "verdict-cell" if i == 2 else "text"}">'
+            f"{cell}</td>" for i, cell in enumerate(cells))
+        body.append(f'<tr class="verdict-{escape(entry.verdict)}" '
+                    f'style="height: {_row_height(lines)}px">{tds}</tr>')
+    box = VARIANT_HEAD + min(len(entries), VARIANTS_SHOWN) * _row_height(lines) + 2
+    return (f'<section class="variants" id="variants" style="height: '
+            f'{variants_height(len(entries), lines)}px"><h2>Model variants ({len(entries)})</h2>'
+            f'<div class="variants-box" style="height: {box}px"><table><colgroup>{widths}'
+            f"</colgroup><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"</div></section>")
 
 
 def _comparisons_section(entries: Sequence[Entry]) -> str:
@@ -169,20 +259,23 @@ def _comparisons_section(entries: Sequence[Entry]) -> str:
 
 def plots(entries: Sequence[Entry], baselines: Baselines) -> list[Plot]:
     batch = batch_plot(entries)
-    return [latency_plot(entries, baselines), budget_plot(entries), size_plot(entries, baselines),
-            *([batch] if batch is not None else [])]
+    # Measured vs budget last: its passes with room to spare fold right under it.
+    return [latency_plot(entries), size_plot(entries, baselines),
+            *([batch] if batch is not None else []), budget_plot(entries)]
 
 
 def render(entries: Sequence[Entry], baselines: Baselines | None = None,
            title: str = "pytest-tflite: model budgets") -> str:
     """The whole page. ``baselines`` maps ``(model, variant)`` to the baseline's typed entry,
-    for the base's latency samples and size; without it the checks' ``baseline`` figures are
-    used where they exist."""
+    for the base's size; without it the checks' ``baseline`` figures are used where they
+    exist. Latency against the base comes from the paired comparisons alone."""
     baselines = baselines or {}
-    figures, top = [], 0.0
+    figures, folded, top = [], [], 0.0
+    plots_top = HEADER_HEIGHT + variants_height(len(entries), variant_lines(entries))
     for plot in plots(entries, baselines):
         # data-box: the SVG's box in page pixels (left, top, width, height).
-        box = (MARGIN, HEADER_HEIGHT + top + CAPTION_HEIGHT, PLOT_WIDTH, plot.height)
+        box = (MARGIN, plots_top + top + CAPTION_HEIGHT, PLOT_WIDTH, plot.height)
+        folded.append(plot.folded)
         figures.append(
             f'<figure class="plot" id="plot-{plot.name}" data-box="'
             f'{",".join(svg.number(v) for v in box)}" style="top: {svg.number(top)}px; '
@@ -203,10 +296,11 @@ def render(entries: Sequence[Entry], baselines: Baselines | None = None,
         f"<title>{escape(title)}</title>",
         f"<style>{CSS}</style></head><body><main>",
         f'<header><h1>{escape(title)}</h1><p class="counts">{escape(counts)}</p></header>',
+        _variants_section(entries) if entries else "",
         f'<div class="plots" style="height: {svg.number(top)}px">{"".join(figures)}</div>',
+        "".join(folded),
         warning_html,
         _checks_section(entries),
         _comparisons_section(entries),
-        _variants_section(entries) if entries else "",
         "</main></body></html>",
     ]) + "\n"

@@ -97,10 +97,11 @@ class InterpreterRunner:
             for detail, shape in zip(details, concrete_shapes(details, input_shapes)):
                 if shape is not None:
                     self.interpreter.resize_tensor_input(detail["index"], shape, strict=False)
-            if batch is not None:
-                self._resize_batch(batch)
+            at_one = self._resize_batch(batch, model_path) if batch is not None else None
             trace("allocate_tensors", model_path)
             self.interpreter.allocate_tensors()
+            if at_one is not None and batch is not None:
+                self._check_outputs_follow(batch, at_one)
         except (ValueError, RuntimeError) as exc:
             if out_of_memory(exc):
                 raise MemoryError("allocate_tensors() failed without a message") from None
@@ -119,15 +120,59 @@ class InterpreterRunner:
         runner.inputs = interpreter.get_input_details()
         return runner
 
-    def _resize_batch(self, batch: int) -> None:
-        """Dimension 0 of every input to ``batch``, strictly: only a batch dimension the model
-        declares dynamic (-1 in its shape_signature) may change, in the interpreter's words
-        otherwise. The other dimensions stay as ``input_shapes`` or the model set them."""
-        for detail in self.interpreter.get_input_details():
+    def _resize_batch(self, batch: int, model_path: str) -> dict[int, list[int]] | None:
+        """Dimension 0 of every input to ``batch``.
+
+        A model whose inputs declare the batch dynamic (-1 first in the shape_signature), or fix
+        it at anything but 1, is resized strictly: only a dynamic dimension may change, in the
+        interpreter's words otherwise. A model whose inputs all fix batch 1, as most shipped
+        ``.tflite`` files do, is resized anyway (many such graphs follow the batch); what came
+        out at batch 1 is returned, per output tensor, for ``_check_outputs_follow``. The other
+        dimensions stay as ``input_shapes`` or the model set them.
+        """
+        details = [d for d in self.interpreter.get_input_details() if len(d["shape"])]
+        signatures = [[int(n) for n in d.get("shape_signature", d["shape"])] for d in details]
+        fixed_at_one = bool(details) and all(s[:1] == [1] for s in signatures)
+        at_one = None
+        if fixed_at_one and batch != 1:  # before any resize: batch 1 itself
+            trace("allocate_tensors", model_path)
+            self.interpreter.allocate_tensors()
+            at_one = self._output_shapes()
+        for detail in details:
             shape = [int(d) for d in detail["shape"]]
-            if shape:
-                self.interpreter.resize_tensor_input(detail["index"], [batch, *shape[1:]],
-                                                     strict=True)
+            self.interpreter.resize_tensor_input(detail["index"], [batch, *shape[1:]],
+                                                 strict=not fixed_at_one)
+        return at_one
+
+    def _output_shapes(self) -> dict[int, list[int]]:
+        """Each output's shape after one invoke of the allocated interpreter (random inputs,
+        seed 0): invoked, not just allocated, since a data-dependent output has its shape only
+        then."""
+        from .protocol import random_inputs
+
+        self.inputs = self.interpreter.get_input_details()
+        self.set_inputs(random_inputs(self.inputs, 0))
+        self.interpreter.invoke()
+        return {int(d["index"]): [int(n) for n in self.interpreter.get_tensor(d["index"]).shape]
+                for d in self.interpreter.get_output_details()}
+
+    def _check_outputs_follow(self, batch: int, at_one: dict[int, list[int]]) -> None:
+        """ModelUnsupported unless every output whose first dimension was 1 at batch 1 has
+        ``batch`` there now. Such a model runs, but a reshape to a fixed 1 inside it means it
+        computes one sample's worth of output (or mixes the samples): timing it as ``batch``
+        samples would time the wrong work. Outputs of rank 0, or that did not start at 1, say
+        nothing about the batch and are left out."""
+        after = self._output_shapes()
+        for detail in self.interpreter.get_output_details():
+            before = at_one.get(int(detail["index"]), [])
+            now = after.get(int(detail["index"]), [])
+            if before[:1] == [1] and now[:1] != [batch]:
+                stays = "stays at batch 1" if now[:1] == [1] else "does not follow the batch"
+                raise ModelUnsupported(
+                    f"cannot run at batch {batch}: the model's inputs fix batch 1, and with "
+                    f"{batch} samples in, its output {detail['name']!r} {stays} (shape {now}, "
+                    f"shape {before} at batch 1); the graph fixes the batch somewhere (a reshape "
+                    f"to 1, say), so timing it would not time {batch} samples")
 
     def set_inputs(self, arrays: list[Any]) -> None:
         for detail, array in zip(self.inputs, arrays):
@@ -345,7 +390,7 @@ def probe_accelerator(delegate: str, trivial_model_path: str) -> None:
 def open_runner(model_path: str, delegate: str, threads: int, input_shapes: dict[str, list[int]],
                 batch: int | None = None) -> InterpreterRunner | AcceleratorRunner:
     """The model opened under ``delegate``; ``batch``: dimension 0 of every input resized to it
-    (a batch the model refuses is ModelUnsupported, with the interpreter's words)."""
+    (a batch the model refuses, or whose outputs do not follow it, is ModelUnsupported)."""
     if delegate in ACCELERATORS:
         if batch is not None:
             raise ModelUnsupported(f"batch sizes are measured under the Interpreter's delegates "

@@ -1,67 +1,23 @@
-"""The HTML report: self-contained, escaped, each plot with the marks its figures call for, and
-each plot drawn where the page says when a real browser renders it with the network off."""
+"""The HTML report: self-contained, escaped, the variants first, each plot with the marks its
+figures call for, and the latency plot drawn from the paired comparison the verdict used. The
+page in a real browser: test_html_browser.py."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import struct
-import subprocess
-import zlib
-from collections import Counter
-from html.parser import HTMLParser
-from pathlib import Path
+from statistics import median
 
-import numpy as np
-import pytest
-
-from pytest_tflite.reports import budget_plot, html, latency_plot, svg
-from pytest_tflite.results import Check, DelegateResult, Entry
+from pytest_tflite.reports import budget_plot, figure, html, latency_plot, svg
+from pytest_tflite.results import Accuracy, Check, DelegateResult, Entry
 from tests.helpers.entries import compared_entry, entry, latency, many_entries
-
-
-class Marks(HTMLParser):
-    """Counts SVG elements by plot (the enclosing figure's id) and class."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.plot = ""
-        self.counts: Counter[tuple[str, str, str]] = Counter()
-        self.boxes: dict[str, tuple[float, ...]] = {}
-        self.urls: list[str] = []
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        self.tags.add(tag)
-        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "xlink:href", "action")]
-        if tag == "figure":
-            self.plot = (found.get("id") or "").removeprefix("plot-")
-            self.boxes[self.plot] = tuple(float(v) for v in (found["data-box"] or "").split(","))
-        if tag in ("rect", "circle", "line") and "mark" in (found.get("class") or "").split():
-            for cls in (found.get("class") or "").split():
-                if cls != "mark":
-                    self.counts[(self.plot, tag, cls)] += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "figure":
-            self.plot = ""
-
-    def count(self, plot: str, tag: str, cls: str) -> int:
-        return self.counts[(plot, tag, cls)]
-
-
-def parse(page: str) -> Marks:
-    marks = Marks()
-    marks.feed(page)
-    return marks
+from tests.unit.reports.failing_paired import failing_paired_report
+from tests.unit.reports.page import parse
 
 
 def known_entries() -> tuple[list[Entry], dict[tuple[str, str], Entry]]:
-    """int8: xnnpack with 50 samples (and 40 in the baseline), builtin without samples; float32:
-    xnnpack with 30 samples, no baseline. Four checks with a measured value and a limit, three of
-    them with a baseline."""
+    """int8: xnnpack with 50 samples compared with the base (ratio 1.08 [1.05, 1.11], no
+    per-pair ratios), builtin without samples and without a comparison; float32: xnnpack with
+    30 samples, no baseline. The baseline entry's xnnpack has 40 samples of its own run."""
     head = compared_entry()
     float32 = entry(variant="float32", size=90_000,
                     checks=[Check("size.max", 90_000, 100_000, "pass", "bytes")],
@@ -74,15 +30,21 @@ def known_entries() -> tuple[list[Entry], dict[tuple[str, str], Entry]]:
 def test_each_plot_has_one_mark_per_figure():
     entries, baselines = known_entries()
     marks = parse(html.render(entries, baselines))
-    # Latency: a dot per timed run, head and base; a box for the run kept without samples.
-    assert marks.count("latency", "circle", "lat-head") == 50 + 30
-    assert marks.count("latency", "circle", "lat-base") == 40
+    # Latency: the compared delegate is its interval (no ratios kept); the others this run's
+    # invokes, a dot per timed run, or a box without samples. The base run's samples: never.
+    assert marks.count("latency", "rect", "lat-interval") == 1
+    assert marks.count("latency", "circle", "lat-pair") == 0
+    assert marks.count("latency", "circle", "lat-head") == 30
     assert marks.count("latency", "rect", "lat-head-summary") == 1
-    # Measured vs budget: a dot per check with both figures, a ring per baseline.
-    assert marks.count("budget", "circle", "budget-dot") == 4
+    assert not [k for k in marks.counts if "lat-base" in k[2]]
+    # Measured vs budget: size.max failed, accuracy.min 0.97 is within 10% of 0.95, float32's
+    # size.max is at 90% of its limit; latency.xnnpack.median at 50% folds, with its base.
+    assert marks.count("budget", "circle", "budget-dot") == 3
     assert marks.count("budget", "circle", "v-fail") == 1
-    assert marks.count("budget", "circle", "v-pass") == 3
-    assert marks.count("budget", "circle", "budget-base") == 3
+    assert marks.count("budget", "circle", "v-pass") == 2
+    assert marks.count("budget", "circle", "budget-base") == 2
+    assert marks.count("folded-budget", "circle", "budget-dot") == 1
+    assert marks.count("folded-budget", "circle", "budget-base") == 1
     # Size: file and gzip bars per variant, the base's size for the one that has it.
     assert marks.count("size", "rect", "size-bar") == 2
     assert marks.count("size", "rect", "size-gzip") == 2
@@ -90,14 +52,139 @@ def test_each_plot_has_one_mark_per_figure():
     assert set(marks.boxes) == {"latency", "budget", "size"}
 
 
-def test_without_a_baseline_entry_the_checks_baselines_are_drawn():
-    entries, _ = known_entries()
-    page = html.render(entries)
+def test_the_variants_table_comes_first_worst_first():
+    entries, baselines = failing_paired_report()
+    page = html.render(entries, baselines)
+    assert page.index('id="variants"') < page.index('id="plot-latency"') < page.index("<h2>Checks")
+    table = page[page.index('id="variants"'):page.index('id="plot-latency"')]
+    rows = re.findall(r'<tr class="verdict-(\w+)"[^>]*><td[^>]*>[^<]*</td><td[^>]*>(\w+)<', table)
+    assert rows == [("fail", "int8"), ("pass", "float32"), ("pass", "float16")]
+    assert "4: size.max, size.max_gzip, regression.latency.xnnpack, " in table
+    assert re.search(r"xnnpack 4\d\d µs<br>builtin 7\d\d µs", table)  # a line per delegate
+    assert "xnnpack +5.5% regressed<br>builtin +22.0% regressed" in table
+    # The plots start below it: its height is fixed by its row count, not by fonts.
+    top = html.HEADER_HEIGHT + html.variants_height(3, lines=2) + html.CAPTION_HEIGHT
+    assert parse(page).boxes["latency"][1] == top
+
+
+def test_the_latency_plot_draws_the_paired_run_never_the_base_run():
+    """The base run timed xnnpack a third faster and builtin slower than the paired run did;
+    drawn, those samples said +54% and "faster". The plot draws the pairs: each row's pairs,
+    its interval and its ratio sit where the paired verdict says, on the row's % axis."""
+    entries, baselines = failing_paired_report()
+    marks = parse(html.render(entries, baselines))
+    assert not [k for k in marks.counts if "lat-base" in k[2]]
+    assert marks.count("latency", "circle", "lat-pair") == 3 * 40
+    assert marks.count("latency", "rect", "lat-interval") == 3
+    assert marks.count("latency", "circle", "lat-head") == 60  # float16, not compared
+    bands = marks.find("latency", "rect", "lat-band")
+    zeros = marks.find("latency", "line", "lat-zero")
+    intervals = marks.find("latency", "rect", "lat-interval")
+    # Worst first: the two regressed rows, then the unchanged one.
+    assert [i.classes[-1] for i in intervals] == ["c-regressed", "c-regressed", "c-unchanged"]
+    dots = marks.find("latency", "circle", "lat-pair")
+    for row, (band, zero, interval) in enumerate(zip(bands, zeros, intervals)):
+        band_left, band_right = band.number("x"), band.number("x") + band.number("width")
+        zero_x = zero.number("x1")
+        # The band is ±5% around the base's 0: symmetric on a linear axis.
+        assert abs((zero_x - band_left) - (band_right - zero_x)) < 0.2
+        pairs = median(d.number("cx") for d in dots[row * 40:(row + 1) * 40])
+        low, high = interval.number("x"), interval.number("x") + interval.number("width")
+        if row < 2:  # regressed: the pairs and the whole interval right of the band
+            assert low > band_right and pairs > band_right
+        else:  # +1.0% [-1.0, +3.0] unchanged: inside the band, around the base
+            assert band_left < low < zero_x < high < band_right
+    # xnnpack: [+5.1%, +5.9%] on an axis where the band spans 10 points and ends at +5%.
+    per_point = bands[0].number("width") / 10
+    first_band = bands[0].number("x") + bands[0].number("width")
+    assert abs(intervals[0].number("x") - (first_band + 0.1 * per_point)) < 0.2
+    assert abs(intervals[0].number("width") - 0.8 * per_point) < 0.2
+    texts = marks.texts("latency")
+    assert "base 455 µs → head 480 µs (same run)" in texts
+    assert texts.count("CPU time, 1 thread") == 3
+    assert "+5.5% [+5.1%, +5.9%] regressed" in texts
+
+
+def test_a_report_without_per_pair_ratios_draws_the_interval_and_the_band():
+    entries, baselines = failing_paired_report(ratios=False)
+    for comparison in (d.comparison for e in entries for d in e.measurement.delegates.values()):
+        if comparison is not None:
+            comparison.base_median_ms = comparison.head_median_ms = None
+            comparison.clock = ""
+    marks = parse(html.render(entries, baselines))
+    assert marks.count("latency", "circle", "lat-pair") == 0
+    assert marks.count("latency", "rect", "lat-interval") == 3
+    assert len(marks.find("latency", "rect", "lat-band")) == 3
+    assert not [t for t in marks.texts("latency") if "same run" in t]
+
+
+def test_figures_that_are_not_numbers_draw_nothing_false():
+    entries, baselines = failing_paired_report()
+    xnnpack = entries[1].measurement.delegates["xnnpack"]
+    assert xnnpack.comparison is not None and xnnpack.comparison.ratios is not None
+    xnnpack.comparison.high = float("nan")
+    xnnpack.comparison.ratios[:3] = [float("inf"), float("nan"), -1.0]
+    page = html.render(entries, baselines)
+    assert not re.search(r'="[^"]*(nan|inf)', page, re.I)
     marks = parse(page)
-    assert marks.count("latency", "circle", "lat-base") == 0
-    assert page.count('class="lat-base-median"') == 1  # latency.xnnpack.median's baseline
-    assert marks.count("size", "line", "size-base") == 1  # size.max's baseline
-    assert marks.count("budget", "circle", "budget-base") == 3
+    assert marks.count("latency", "rect", "lat-interval") == 2  # builtin and float32 only
+    assert "ratio 1.055 [1.051, nan]: not a number" in marks.texts("latency")
+
+
+def test_every_axis_has_a_title_and_its_labels_a_unit():
+    entries, baselines = failing_paired_report()
+    page = html.render(entries, baselines)
+    marks = parse(page)
+    labels = marks.texts("latency", "axis-label")
+    assert labels and all(re.search(r"(µs|ms|\ds|%|% \(base\))$", t) for t in labels), labels
+    assert any(t.endswith("µs") for t in labels) and any(t.endswith("%") for t in labels)
+    for plot in ("latency", "budget"):
+        assert marks.texts(plot, "axis-title"), plot
+    assert not re.search(r"\d us\b", page)  # microseconds are µs everywhere on the page
+    assert "µs" in page[page.index("<h2>Checks"):]  # the tables' figures too
+
+
+def test_quality_figures_are_drawn_as_a_difference_from_the_limit():
+    """top-1 0.94 against min 0.95 is 0.989 of the limit: as a ratio on the log axis it sat on
+    the limit line like a pass. As a difference it is -1 pt, on the wrong side, by the row's
+    half width over 1.4; a 0.953 pass (near: 0.047 of the 0.05 shortfall allowed) sits as far
+    on the right side, at +0.3 pt on its own scale."""
+    failing = entry(variant="int8", checks=[Check("accuracy.min", 0.94, 0.95, "fail")])
+    failing.measurement.accuracy = Accuracy("top1", 0.94, 0.97, 0.03, 397, True)
+    passing = entry(variant="float16", checks=[Check("accuracy.min", 0.953, 0.95, "pass")])
+    passing.measurement.accuracy = Accuracy("top1", 0.953, 0.97, 0.017, 397, True)
+    marks = parse(html.render([failing, passing]))
+    dots = marks.find("budget", "circle", "budget-dot")
+    half = (budget_plot.BUDGET_RIGHT - budget_plot.BUDGET_LEFT) / 2
+    assert [d.classes[-1] for d in dots] == ["v-fail", "v-pass"]
+    assert abs(dots[0].number("cx") - (budget_plot.LIMIT_X - half / 1.4)) < 0.2
+    assert abs(dots[1].number("cx") - (budget_plot.LIMIT_X + half / 1.4)) < 0.2
+    texts = marks.texts("budget")
+    assert "0.94 vs min 0.95: \N{MINUS SIGN}1 pt" in texts
+    assert "0.953 vs min 0.95: +0.3 pt" in texts
+
+
+def test_passes_with_room_fold_and_those_near_their_limit_show():
+    e = entry(checks=[
+        Check("size.max", 95_000, 100_000, "pass", "bytes"),  # 95% of the limit: shown
+        Check("size.max_gzip", 50_000, 100_000, "pass", "bytes"),  # 50%: folded
+        Check("fidelity.min_cosine", 0.9952, 0.995, "pass"),  # 0.0048 of 0.005 allowed: shown
+        Check("fidelity.min_top1_agreement", 0.999, 0.98, "pass"),  # 0.001 of 0.02: folded
+        Check("regression.size", 24_000, 24_240, "pass", "bytes", baseline=23_000),  # 1000/1240
+        Check("regression.gzip", 23_200, 24_240, "pass", "bytes", baseline=23_000),  # 200/1240
+        Check("memory.planned_arena", 200, 100, "fail", "bytes"),
+        Check("latency.xnnpack.median", None, 1.0, "skip", "ms", reason="off"),
+    ])
+    shown, folded = budget_plot.budget_rows([e])
+    assert [r.check.metric for r in shown] == ["memory.planned_arena", "size.max",
+                                               "fidelity.min_cosine"]
+    assert [r.check.metric for r in folded] == ["size.max_gzip", "fidelity.min_top1_agreement",
+                                                "regression.size", "regression.gzip"]
+    page = html.render([e])
+    assert "4 more checks pass with more than 10% to spare" in page
+    snr = entry(checks=[Check("fidelity.min_snr_db", 31.0, 30.0, "pass")])  # 3% above: near
+    assert "31 vs min 30: +1 dB" in parse(html.render([snr])).texts("budget")
+    assert page.index('id="plot-budget"') < page.index('id="folded-budget"')
 
 
 def test_without_any_baseline_only_the_head_is_drawn():
@@ -144,117 +231,15 @@ def test_empty_and_large_runs_render():
     assert "No model variant was checked." in empty
     marks = parse(empty)
     assert set(marks.boxes) == {"latency", "budget", "size"} and not marks.counts
-    large = parse(html.render(many_entries(300)))
-    assert large.count("budget", "circle", "budget-dot") == budget_plot.MAX_BUDGET_ROWS
+    page = html.render(many_entries(300))
+    large = parse(page)
+    # 15 size.max failures and 300 accuracy.min within 10% of their limit; 585 passes fold.
+    assert large.count("budget", "circle", "budget-dot") == 15 + 300
+    assert large.count("folded-budget", "circle", "budget-dot") == budget_plot.MAX_BUDGET_ROWS
+    assert "585 more checks pass" in page and "185 more in the Checks table" in page
     assert large.count("size", "rect", "size-bar") == 300
-
-
-# ---------------------------------------------------------------- in a real browser
-
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def browser() -> str | None:
-    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
-
-
-def read_png(path: Path) -> np.ndarray:
-    """An 8-bit, non-interlaced RGB(A) PNG as an (height, width, channels) array, decoded with
-    zlib and numpy (no imaging library in the project's dependencies)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    position, chunks, header = 8, [], b""
-    while position < len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        body = data[position + 8:position + 8 + length]
-        position += 12 + length
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            chunks.append(body)
-    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert depth == 8 and color in (2, 6) and interlace == 0, (depth, color, interlace)
-    channels = 3 if color == 2 else 4
-    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), dtype=np.uint8)
-    raw = raw.reshape(height, width * channels + 1)
-    image = np.zeros((height, width * channels), dtype=np.uint8)
-    previous = np.zeros(width * channels, dtype=np.int32)
-    for y in range(height):
-        kind, line = raw[y, 0], raw[y, 1:].astype(np.int32)
-        if kind == 0:
-            current = line
-        elif kind == 1:  # Sub: a running sum per channel
-            current = np.cumsum(line.reshape(width, channels), axis=0).reshape(-1) % 256
-        elif kind == 2:  # Up
-            current = (line + previous) % 256
-        else:  # Average and Paeth depend on the byte to the left: byte by byte
-            out, up = [0] * len(line), previous.tolist()
-            for i, value in enumerate(line.tolist()):
-                left = out[i - channels] if i >= channels else 0
-                upper_left = up[i - channels] if i >= channels else 0
-                if kind == 3:
-                    predicted = (left + up[i]) // 2
-                else:
-                    p = left + up[i] - upper_left
-                    pa, pb, pc = abs(p - left), abs(p - up[i]), abs(p - upper_left)
-                    predicted = left if pa <= pb and pa <= pc else up[i] if pb <= pc else upper_left
-                out[i] = (value + predicted) % 256
-            current = np.array(out, dtype=np.int32)
-        image[y] = current
-        previous = current
-    return image.reshape(height, width, channels)[:, :, :3]
-
-
-def has_colour(region: np.ndarray, hex_colour: str, tolerance: int = 10) -> bool:
-    target = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
-    return bool((np.abs(region.astype(int) - target).max(axis=2) <= tolerance).any())
-
-
-@pytest.mark.skipif(browser() is None, reason=f"no headless browser on PATH (looked for "
-                                              f"{', '.join(BROWSERS)}); .ci/run installs chromium")
-def test_chromium_renders_each_plot_where_the_page_says(tmp_path):
-    entries, baselines = known_entries()
-    page = tmp_path / "report.html"
-    page.write_text(html.render(entries, baselines), encoding="utf-8")
-    shot = tmp_path / "out.png"
-    command = [
-        str(browser()), "--headless", "--disable-gpu",
-        # The page is our own local file: the sandbox guards against hostile pages, and it
-        # cannot start as root or where unprivileged user namespaces are off (containers).
-        "--no-sandbox",
-        # Network off: no background or first-run traffic, and any host name fails to resolve.
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--disable-quic", "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--hide-scrollbars", "--force-device-scale-factor=1", "--window-size=1200,1600",
-        f"--screenshot={shot}", page.resolve().as_uri()]
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
-    assert shot.exists(), f"no screenshot (exit {done.returncode}):\n{done.stderr[-3000:]}"
-    image = read_png(shot)
-    assert image.shape == (1600, 1200, 3)
-    boxes = parse(page.read_text()).boxes
-    regions = {}
-    for name, (x, y, width, height) in boxes.items():
-        assert y + height <= image.shape[0], f"plot {name} is below the screenshot"
-        region = image[int(y):int(y + height), int(x):int(x + width)]
-        colours = len(np.unique(region.reshape(-1, 3), axis=0))
-        assert colours > 20 and region.std() > 5, f"plot {name} looks blank: {colours} colours"
-        regions[name] = region
-    # Each box holds its own plot: the colours only that plot uses are found in it, not next door.
-    assert has_colour(regions["size"], "#93c5fd") and has_colour(regions["size"], "#1d4ed8")
-    assert not has_colour(regions["latency"], "#93c5fd", 4)
-    assert has_colour(regions["budget"], "#dc2626") and has_colour(regions["budget"], "#16a34a")
-    assert has_colour(regions["budget"], "#dcfce7")  # the allowed zone
-    assert not has_colour(regions["size"], "#dcfce7", 2)
-    latency_blue = np.array([37, 99, 235]) * 0.55 + 255 * 0.45  # the head's dots over white
-    blended = "#" + "".join(f"{int(v):02x}" for v in latency_blue)
-    assert has_colour(regions["latency"], blended, 25)
-    # Under the last plot, before the tables, the page is blank: the boxes are where drawn.
-    x, y, width, height = boxes["size"]
-    gap = image[int(y + height) + 4:int(y + height) + html.PLOT_GAP - 4, int(x):int(x + width)]
-    assert gap.size and len(np.unique(gap.reshape(-1, 3), axis=0)) == 1
+    # The variants box shows ten rows and scrolls: the plots start at the same place.
+    assert large.boxes["latency"][1] == html.HEADER_HEIGHT + html.variants_height(10) + 30
 
 
 def test_a_few_slow_runs_do_not_squeeze_the_latency_axis():
@@ -263,7 +248,7 @@ def test_a_few_slow_runs_do_not_squeeze_the_latency_axis():
     assert slow.measurement.delegates["xnnpack"].latency_ms is not None
     slow.measurement.delegates["xnnpack"].latency_ms.samples = values
     page = html.render([slow])
-    assert "(slower runs at the edge)" in page
+    assert "slower runs at the edge" in page
     x = [float(v) for v in re.findall(r'class="mark lat-head" cx="([\d.]+)"', page)]
     assert len(x) == len(values)
     # The bulk spreads over most of the axis; the slow run sits at its right end.
@@ -322,24 +307,21 @@ def test_the_batch_plot_has_a_dot_per_batch_that_ran_and_a_line_per_delegate():
     assert not parse(html.render(known_entries()[0])).boxes.get("batch")  # none without batches
 
 
-@pytest.mark.skipif(browser() is None, reason="no headless browser on PATH")
-def test_chromium_draws_the_batch_plot_in_its_box(tmp_path):
-    page = tmp_path / "report.html"
-    page.write_text(html.render(batched_entries()), encoding="utf-8")
-    shot = tmp_path / "out.png"
-    command = [str(browser()), "--headless", "--disable-gpu", "--no-sandbox",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--no-first-run", "--disable-quic", "--host-resolver-rules=MAP * ~NOTFOUND",
-               f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-               "--force-device-scale-factor=1", "--window-size=1200,2000",
-               f"--screenshot={shot}", page.resolve().as_uri()]
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
-    assert shot.exists(), f"no screenshot (exit {done.returncode}):\n{done.stderr[-3000:]}"
-    image = read_png(shot)
-    x, y, width, height = parse(page.read_text()).boxes["batch"]
-    assert y + height <= image.shape[0]
-    region = image[int(y):int(y + height), int(x):int(x + width)]
-    # The first three series' colours: each line and its dots are drawn inside the box.
-    for colour in ("#2563eb", "#ea580c", "#16a34a"):
-        assert has_colour(region, colour, 12), colour
+def test_times_carry_their_unit_and_checks_find_their_registry_row():
+    assert [figure.format_time(v) for v in (0.000412, 0.48, 1.234, 250.0, 2400.0)] == [
+        "0.412 µs", "480 µs", "1.23 ms", "250 ms", "2.4 s"]
+    paths = {metric: key.path if (key := figure.registry_key(metric)) else None for metric in (
+        "size.max", "latency.xnnpack.median", "accuracy.gpu.min", "fidelity.cross.min_cosine",
+        "fidelity.xnnpack.min_cosine", "regression.latency.builtin", "sparsity.layers.conv.min",
+        "memory.planned_arena", "memory.builtin.arena", "latency.xnnpack.per_sample.median",
+        "no.such.key")}
+    assert paths == {
+        "size.max": "size.max", "latency.xnnpack.median": "latency.<delegate>.median",
+        "accuracy.gpu.min": "accuracy.min", "fidelity.cross.min_cosine": "fidelity.cross.min_cosine",
+        "fidelity.xnnpack.min_cosine": "fidelity.min_cosine",
+        "regression.latency.builtin": "regression.latency",
+        "sparsity.layers.conv.min": "sparsity.layers.<layer>.min",
+        "memory.planned_arena": "memory.planned_arena",
+        "memory.builtin.arena": "memory.<delegate>.arena",
+        "latency.xnnpack.per_sample.median": "latency.<delegate>.per_sample.median",
+        "no.such.key": None}
