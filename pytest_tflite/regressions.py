@@ -3,9 +3,17 @@
 Deterministic figures (sizes, planned arena, sparsity, accuracy, fidelity, op counts) compare
 value to value; latency compares by the paired timing of both models in one worker
 (``DelegateResult.comparison``), never against a stored number. No I/O, no pytest.
+
+Where a tolerance comes from decides what an unmeasured figure means. The file-wide
+``[regression]`` is written once for variants that measure different things (float variants
+tested without evaluation data, say), so a key there whose figure this variant does not measure
+is a skip with the reason. A key in the variant's own ``[variants.NAME.regression]`` was asked
+for this variant alone: unmeasured, it is an error (a skip in the CLI, as accuracy budgets are).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .budget import Regression, Relative
 from .keys import SIMPLE_REGRESSIONS, figure
@@ -14,24 +22,39 @@ from .results import Check, Comparison, Measurement, Verdict
 NO_BASELINE = "not compared: no baseline"
 
 
+def tolerances(file_wide: Regression | None, own: Regression | None) -> Regression | None:
+    """The tolerances one variant is judged under: each key of its own table, and the
+    file-wide key of every name its own table does not give."""
+    if own is None or file_wide is None:
+        return own or file_wide
+    given = {key: getattr(own, key) for key in type(own).model_fields
+             if getattr(own, key) is not None}
+    return file_wide.model_copy(update=given)
+
+
 def regression_checks(measurement: Measurement, regression: Regression | None,
-                      baseline: Measurement | None, *, higher_is_better: bool = True,
-                      strict: bool = False, without_data: Verdict = "error",
-                      missing: str = NO_BASELINE) -> list[Check]:
+                      baseline: Measurement | None, *, own: Regression | None = None,
+                      higher_is_better: bool = True, strict: bool = False,
+                      without_data: Verdict = "error", missing: str = NO_BASELINE) -> list[Check]:
     """One check per ``[regression]`` key (per figure or delegate where a key covers several).
 
-    ``baseline``: the base branch's measurement of the same model variant, None without one
-    (each key is then a skip saying ``missing``); ``higher_is_better``: the accuracy metric's
-    direction; ``strict``: an inconclusive latency comparison fails instead of skipping.
+    ``regression``: the file-wide table; ``own``: the variant's ``[variants.NAME.regression]``,
+    which replaces it key by key; ``baseline``: the base branch's measurement of the same model
+    variant, None without one (each key is then a skip saying ``missing``);
+    ``higher_is_better``: the accuracy metric's direction; ``strict``: an inconclusive latency
+    comparison fails instead of skipping; ``without_data``: the verdict of an own key whose
+    figure was not measured (a file-wide one is a skip).
     """
-    if regression is None:
+    merged = tolerances(regression, own)
+    if merged is None:
         return []
-    keys = [key for key in type(regression).model_fields if getattr(regression, key) is not None]
+    keys = [key for key in type(merged).model_fields if getattr(merged, key) is not None]
     if baseline is None:
         return [Check(f"regression.{key}", None, None, "skip", reason=missing) for key in keys]
+    asked = {key for key in keys if own is not None and getattr(own, key) is not None}
     checks: list[Check] = []
     for key in SIMPLE_REGRESSIONS:  # size, planned_arena, sparsity ...: value to value
-        tolerance = getattr(regression, key.leaf)
+        tolerance = getattr(merged, key.leaf)
         if tolerance is None:
             continue
         found, base = figure(key, measurement), figure(key, baseline)
@@ -39,16 +62,42 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
             checks.append(_grew(key.path, found, base, tolerance, key.check_unit))
         else:
             checks.append(_fell(key.path, found, base, tolerance))
-    if regression.accuracy is not None:
-        checks.append(_accuracy(measurement, baseline, regression.accuracy, higher_is_better,
-                                without_data))
-    if regression.fidelity is not None:
-        checks += _fidelity(measurement, baseline, regression.fidelity, without_data)
-    if regression.ops is not None:
-        checks.append(_ops(measurement.ops, baseline.ops, regression.ops))
-    if regression.latency is not None:
-        checks += _latency(measurement, regression.latency, strict)
+    if merged.accuracy is not None:
+        unmeasured = _Unmeasured(measurement.refused, "accuracy" in asked, without_data)
+        checks.append(_accuracy(measurement, baseline, merged.accuracy, higher_is_better,
+                                unmeasured))
+    if merged.fidelity is not None:
+        unmeasured = _Unmeasured(measurement.refused, "fidelity" in asked, without_data)
+        checks += _fidelity(measurement, baseline, merged.fidelity, unmeasured)
+    if merged.ops is not None:
+        checks.append(_ops(measurement.ops, baseline.ops, merged.ops))
+    if merged.latency is not None:
+        checks += _latency(measurement, merged.latency, strict)
     return checks
+
+
+@dataclass(frozen=True)
+class _Unmeasured:
+    """The check of a tolerance whose figure this run did not measure: an error (the CLI's
+    skip) when the variant's own table asks for it, a skip when only the file-wide table does,
+    and an error with the reason when the model never ran at all."""
+
+    refused: str | None  # why the model never ran (Measurement.refused)
+    own: bool  # the key is in [variants.NAME.regression]
+    without_data: Verdict
+
+    def check(self, metric: str, figure: str, needs: str) -> Check:
+        if self.refused:
+            return Check(metric, None, None, "error", reason=self.refused)
+        if self.own and self.without_data != "error":  # the CLI, which takes no data
+            return Check(metric, None, None, self.without_data, reason="not compared (needs data)")
+        if self.own:
+            return Check(metric, None, None, self.without_data,
+                         reason=f"not compared: this run measured no {figure}, which the "
+                                f"variant's own [regression] table asks for: pass {needs}")
+        return Check(metric, None, None, "skip",
+                     reason=f"not compared: this variant measures no {figure}; the file-wide "
+                            f"[regression] {figure} is judged where a test passes {needs}")
 
 
 def _allowed(tolerance: float | Relative, base: float) -> float:
@@ -80,11 +129,10 @@ def _signed(value: float, unit: str, sign: str = "+") -> str:
 
 
 def _accuracy(measurement: Measurement, baseline: Measurement, tolerance: float | Relative,
-              higher_is_better: bool, without_data: Verdict) -> Check:
+              higher_is_better: bool, unmeasured: _Unmeasured) -> Check:
     found, base = measurement.accuracy, baseline.accuracy
     if found is None:
-        return Check("regression.accuracy", None, None, without_data,
-                     reason="not compared: this run measured no accuracy (pass eval_data=(x, y))")
+        return unmeasured.check("regression.accuracy", "accuracy", "eval_data=(x, y)")
     if base is None:
         return Check("regression.accuracy", found.candidate, None, "skip",
                      reason="not compared: the baseline has no accuracy for this variant")
@@ -98,12 +146,11 @@ def _accuracy(measurement: Measurement, baseline: Measurement, tolerance: float 
 
 
 def _fidelity(measurement: Measurement, baseline: Measurement, tolerance: float | Relative,
-              without_data: Verdict) -> list[Check]:
+              unmeasured: _Unmeasured) -> list[Check]:
     found, base = measurement.fidelity, baseline.fidelity
     if found is None:
-        return [Check("regression.fidelity", None, None, without_data,
-                      reason="not compared: this run measured no fidelity (pass eval_data and "
-                             "reference=)")]
+        return [unmeasured.check("regression.fidelity", "fidelity",
+                                 "eval_data and reference=")]
     if base is None:
         return [Check("regression.fidelity", None, None, "skip",
                       reason="not compared: the baseline has no fidelity for this variant")]

@@ -61,6 +61,7 @@ def delegates_named(variant: Variant) -> list[str]:
 def judge(measurement: Measurement, variant: Variant, regression: Regression | None = None,
           context: Context = Context(), baseline: Measurement | None = None) -> list[Check]:
     """Every budget key of ``variant`` against ``measurement``, and the file's ``[regression]``
+    (``regression``; the variant's own ``[variants.NAME.regression]`` replaces it key by key)
     against ``baseline`` (the base branch's measurement of the same variant, if any)."""
     checks: list[Check] = []
     for static in STATIC_LIMITS:  # size.max, memory.planned_arena ...: figures of the file itself
@@ -95,9 +96,9 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
     checks += quality
     checks += _sparsity_checks(measurement, variant)
     higher = variant.accuracy.higher_is_better if variant.accuracy is not None else True
-    checks += regression_checks(measurement, regression, baseline, higher_is_better=higher,
-                                strict=context.strict, without_data=context.without_data,
-                                missing=context.no_baseline)
+    checks += regression_checks(measurement, regression, baseline, own=variant.regression,
+                                higher_is_better=higher, strict=context.strict,
+                                without_data=context.without_data, missing=context.no_baseline)
     return checks
 
 
