@@ -11,12 +11,14 @@ from typing import Any
 def delegate_list(text: str) -> tuple[str, ...]:
     """"xnnpack,builtin" -> ("xnnpack", "builtin"); unknown names are an error."""
     from .budget import DELEGATES
+    from .errors import did_you_mean
 
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [n for n in names if n not in DELEGATES and not n.startswith(("external:", "runner:"))]
     if unknown or not names:
+        hints = "".join(did_you_mean(name, DELEGATES) for name in unknown)
         raise argparse.ArgumentTypeError(
-            f"unknown delegate(s) {', '.join(unknown) or '(none given)'}; expected a comma-"
+            f"unknown delegate(s) {', '.join(unknown) or '(none given)'}{hints}; expected a comma-"
             f"separated list of {', '.join(DELEGATES)}, external:PATH or runner:NAME")
     return names
 

@@ -16,6 +16,7 @@ from .errors import (
     BaselineMismatchWarning,
     BudgetExceeded,
     DelegateSkippedWarning,
+    LiteRTMissingError,
     ModelError,
     TFLiteError,
 )
@@ -95,6 +96,12 @@ class BudgetChecker:
             raise type(exc)(str(exc)).with_traceback(None) from None
         except TFLiteError as exc:
             raise type(exc)(str(exc)).with_traceback(None) from None
+        except ImportError as exc:
+            # LiteRT read in this process (the flatbuffer schema): the environment, no verdict.
+            missing = LiteRTMissingError.caused(exc)
+            if missing is None:
+                raise
+            raise missing.with_traceback(None) from None
         document = self._keep(entry)
         self._warn_skipped(entry)
         for warning in entry.warnings:

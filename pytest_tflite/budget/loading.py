@@ -7,13 +7,17 @@ pydantic's.
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import BudgetFileError
+from ..errors import BudgetFileError, did_you_mean
 from ..runner_config import PREFIX as RUNNER
 from ..runner_config import Runners
 from .tables import BudgetFile, Variant
@@ -59,8 +63,9 @@ def load(path: Path, runners: Runners | None = None) -> Budget:
     """
     if not path.is_file():
         raise BudgetFileError(
-            f"budget file {path} does not exist. Create it (`tflite-budget schema` gives the "
-            f"JSON Schema), or point --tflite-budget-dir / the tflite_budget_dir ini key at it."
+            f"budget file {path} does not exist{_files_beside(path)}. Create it (`tflite-budget "
+            f"schema` gives the JSON Schema), or point --tflite-budget-dir / the "
+            f"tflite_budget_dir ini key at it."
         )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -81,6 +86,21 @@ def load(path: Path, runners: Runners | None = None) -> Budget:
             raise BudgetFileError(f"{path}: {key}: {runners.undeclared(name)} (refused when the "
                                   f"budget file loaded)")
     return budget
+
+
+def _files_beside(path: Path) -> str:
+    """What the directory of a missing budget file holds; a misspelled name gets the nearest,
+    by the name a marker gives (``tflite_budget("digits")`` for ``digits.toml``)."""
+    try:
+        found = sorted(entry for entry in path.parent.glob("*.toml") if entry.is_file())
+    except OSError:
+        found = []
+    if not found:
+        return f" (no budget files in {path.parent})"
+    names = [entry.name for entry in found]
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"{did_you_mean(path.stem, [entry.stem for entry in found])} (budget files there: " \
+           f"{shown})"
 
 
 def runner_keys(spec: BudgetFile) -> list[tuple[str, str]]:
@@ -105,7 +125,8 @@ def describe_errors(exc: ValidationError) -> str:
         location = key_path(str(part) for part in error["loc"] if not _is_internal_loc(part))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; `tflite-budget schema` lists the keys)"
+            message = _unknown_key([str(part) for part in error["loc"]
+                                    if not _is_internal_loc(part)])
         # A whole table as "got" is noise: the key path already names it.
         shown = error["type"] == "missing" or isinstance(error["input"], dict)
         text = repr(error["input"])
@@ -115,6 +136,59 @@ def describe_errors(exc: ValidationError) -> str:
             got = "" if text in message else got
         lines.append(f"  {location or '(top level)'}: {message}{got}")
     return "\n".join(dict.fromkeys(lines))
+
+
+def _unknown_key(parts: list[str]) -> str:
+    """A key the tables refuse, with the nearest key its table does take."""
+    hint = did_you_mean(parts[-1], known_keys(parts[:-1])) if parts else ""
+    return (f"unknown key{hint}" if hint
+            else "unknown key (check the spelling; `tflite-budget schema` lists the keys)")
+
+
+def known_keys(table: list[str]) -> list[str]:
+    """The keys the table at key path ``table`` (``["variants", "int8", "size"]``) takes, read
+    off the JSON Schema: the tables declare them once, so this never lists keys by hand."""
+    schema = _schema()
+    nodes = [schema]
+    for part in table:
+        nodes = [child for node in nodes for found in _branches(schema, node)
+                 for child in _children(found, part)]
+    return sorted({key for node in nodes for found in _branches(schema, node)
+                   for key in found.get("properties", {})})
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    from .schema import json_schema
+
+    found: dict[str, Any] = json.loads(json_schema())
+    return found
+
+
+def _branches(schema: dict[str, Any], node: Any) -> list[dict[str, Any]]:
+    """``node`` with its ``$ref`` followed and every ``anyOf``/``oneOf``/``allOf`` branch."""
+    if not isinstance(node, dict):
+        return []
+    if isinstance(node.get("$ref"), str):
+        target: Any = schema
+        for step in node["$ref"].removeprefix("#/").split("/"):
+            target = target.get(step, {}) if isinstance(target, dict) else {}
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    found = [node]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        for branch in node.get(combinator, []):
+            found += _branches(schema, branch)
+    return found
+
+
+def _children(node: dict[str, Any], key: str) -> list[Any]:
+    """The schema of ``key`` under the table ``node``: a named property, or a name pattern's."""
+    if key in node.get("properties", {}):
+        return [node["properties"][key]]
+    matched = [child for pattern, child in node.get("patternProperties", {}).items()
+               if re.search(pattern, key)]
+    extra = node.get("additionalProperties")
+    return matched or ([extra] if isinstance(extra, dict) else [])
 
 
 def key_path(parts: Iterable[str]) -> str:

@@ -21,6 +21,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from ..errors import did_you_mean
 from ..op_names import builtin_op_names
 from ..runner_config import NAME_PATTERN as RUNNER_NAME
 from ..runner_config import PREFIX as RUNNER
@@ -133,8 +134,9 @@ def _delegate_name(name: str) -> str:
     if name.startswith(RUNNER) and re.fullmatch(RUNNER_NAME, name[len(RUNNER):]):
         return name
     raise ValueError(
-        f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)}, \"external:PATH\" "
-        f"or \"runner:NAME\" (a runner declared in pyproject.toml)"
+        f"unknown delegate {name!r}{did_you_mean(name, DELEGATES)}; expected one of "
+        f"{', '.join(DELEGATES)}, \"external:PATH\" or \"runner:NAME\" (a runner declared in "
+        f"pyproject.toml)"
     )
 
 
@@ -154,8 +156,9 @@ Delegate = Annotated[str, AfterValidator(_delegate_name),
 def _evaluation_delegate(name: str) -> str:
     if name in DELEGATES or (name.startswith("external:") and len(name) > len("external:")):
         return name
-    why = "a runner reports latency only" if name.startswith(RUNNER) else "unknown delegate"
-    raise ValueError(f"{why} ({name!r}): accuracy and fidelity are evaluated under one of "
+    why = (f"a runner reports latency only ({name!r})" if name.startswith(RUNNER)
+           else f"unknown delegate {name!r}{did_you_mean(name, DELEGATES)}")
+    raise ValueError(f"{why}: accuracy and fidelity are evaluated under one of "
                      f"{', '.join(DELEGATES)} or \"external:PATH\"")
 
 

@@ -51,7 +51,7 @@ class FlatbufferView:
                 for tensor in self.tensors(subgraph):
                     self._check_shape(subgraph, tensor)
             self._check_calls()
-        except ModelError:
+        except (ModelError, ImportError):  # LiteRT's schema missing: not a corrupt model
             raise
         except Exception as exc:  # flatbuffers raises struct/index errors on truncated data
             raise ModelError(
@@ -180,7 +180,7 @@ class FlatbufferView:
                 raise ModelError(f"{self.origin}: no subgraph {index} (the model has {count})")
             try:
                 self._graphs[index] = read_graph(self.root, index, self._opcodes(), self.origin)
-            except ModelError:
+            except (ModelError, ImportError):  # as in validate()
                 raise
             except Exception as exc:  # struct/index errors on truncated data, as in validate()
                 raise ModelError(
@@ -193,7 +193,7 @@ class FlatbufferView:
         """``read()``, with flatbuffer errors on truncated data reported as a corrupt model."""
         try:
             return read()
-        except ModelError:
+        except (ModelError, ImportError):  # LiteRT's schema missing: not a corrupt model
             raise
         except Exception as exc:
             raise ModelError(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import LiteRTMissingError, ModelError
 from .worker.lifetime import CAP_VARIABLE, PARENT_VARIABLE
 from .worker.protocol import DEFAULT_TIMEOUT_S
 
@@ -150,7 +150,7 @@ STDOUT_TAIL = 16 * 2**20
 STDERR_TAIL = 64 * 2**10
 # What a native allocation failure under the cap leaves on stderr or in the error.
 _OUT_OF_MEMORY = ("MemoryError", "bad_alloc", "Cannot allocate memory", "Failed to allocate",
-                  "out of memory")
+                  "out of memory", "failed to map segment")  # the last: dlopen under the cap
 
 
 def worker_command() -> list[str]:
@@ -159,7 +159,8 @@ def worker_command() -> list[str]:
 
 def call_worker(arguments: list[str], timeout: float,
                 memory_cap: int | None = None, *, module: str | None = None) -> dict[str, Any]:
-    """Run one worker command and return its result; anything else raises WorkerFailed.
+    """Run one worker command and return its result; anything else raises WorkerFailed, except
+    LiteRT failing to import in the worker: LiteRTMissingError, an environment error.
 
     The worker runs in its own process group, under ``memory_cap`` bytes of address space (None:
     ``memory_cap.default_cap()``), and dies with this process (worker/lifetime.py). On a
@@ -188,6 +189,8 @@ def call_worker(arguments: list[str], timeout: float,
         assert cap is not None
         raise WorkerFailed(f"exceeded the memory cap of {gib(cap)} (runtime.max_memory)"
                            f"{_last_words(stderr)}")
+    if status.get("litert_missing"):  # after the cap: a library that could not map is the cap
+        raise LiteRTMissingError.because(f"in the worker process: {status.get('error')}")
     if returncode < 0:
         name = signal.Signals(-returncode).name
         raise WorkerFailed(f"crashed the interpreter ({name}){_last_words(stderr)}")

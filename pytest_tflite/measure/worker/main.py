@@ -240,7 +240,8 @@ def _measure_batch(model_path: str, delegate: str, threads: int, settings: dict[
     """``delegates[d].batches[i]``: the model with dimension 0 of every input resized to
     ``batch``, in a runner of its own, timed as the batch-1 run was. Random inputs are drawn
     again at the new shape with the same seed; a sample is repeated along dimension 0. A batch
-    the model refuses is that entry's status, in the interpreter's words."""
+    the model refuses, or whose outputs do not follow it (a model fixed at batch 1 whose graph
+    reshapes to 1: delegates.InterpreterRunner), is that entry's status, with the reason."""
     import numpy as np
 
     from .delegates import ModelRejected, ModelUnsupported, UsageError, open_runner
@@ -271,6 +272,22 @@ def _measure_batch(model_path: str, delegate: str, threads: int, settings: dict[
     return found
 
 
+LITERT = "ai_edge_litert"
+
+
+def _litert_failed(exc: ImportError) -> bool:
+    """LiteRT is what failed to import: by name, or a frame of the package in the traceback (its
+    native library could not load)."""
+    if (exc.name or "").split(".")[0] == LITERT:
+        return True
+    frame = exc.__traceback__
+    while frame is not None:
+        if LITERT in frame.tb_frame.f_code.co_filename.replace("\\", "/").split("/"):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def main(argv: list[str]) -> int:
     from .delegates import DelegateUnavailable, ModelRejected, ModelUnsupported, UsageError
     from .lifetime import out_of_memory
@@ -295,6 +312,11 @@ def main(argv: list[str]) -> int:
         outcome = {"ok": True, "result": {"status": "unsupported", "reason": str(exc)}}
     except (UsageError, ModelRejected) as exc:
         outcome = {"ok": True, "result": {"status": "error", "reason": str(exc)}}
+    except ImportError as exc:
+        # LiteRT itself missing or broken says nothing of the model: the parent names the
+        # package and the install command instead of giving a verdict.
+        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                   "litert_missing": _litert_failed(exc)}
     except Exception as exc:
         # Under the cap (lifetime.apply_memory_cap), running out of memory is the backstop
         # speaking: the parent names the cap.

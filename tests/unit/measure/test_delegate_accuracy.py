@@ -220,7 +220,8 @@ def test_through_the_plugin(project: Any, require: bool) -> None:
 
 
 @pytest.mark.parametrize(("text", "says"), [
-    ('accuracy = { min = 0.9, delegates = ["xnnpak"] }', "unknown delegate ('xnnpak')"),
+    ('accuracy = { min = 0.9, delegates = ["xnnpak"] }',
+     "unknown delegate 'xnnpak' (did you mean 'xnnpack'?)"),
     ('accuracy = { min = 0.9, delegates = ["runner:farm"] }', "a runner reports latency only"),
     ('accuracy = { min = 0.9, delegates = [] }', "at least 1 item"),
     ('fidelity.cross = { delegate = "reference", against = "reference", min_cosine = 0.9 }',
