@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .budget import Budget, Variant
 from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
-from .regressions import NO_BASELINE
+from .regressions import NO_BASELINE, tolerances
 from .results import (
     Accuracy,
     CrossFidelity,
@@ -116,7 +116,7 @@ def _compare_latency(model: TFLiteModel, saved: BaselineEntry, budget: Budget, v
                      measurement: Measurement, settings: Settings) -> None:
     """Time the candidate against the baseline's model, pair by pair in one worker, for every
     delegate measured here: what ``regression.latency`` is judged on."""
-    regression = budget.spec.regression
+    regression = tolerances(budget.spec.regression, variant.regression)
     if regression is None or regression.latency is None or saved.tflite is None:
         return
     from .measure.memory_cap import limit
@@ -245,7 +245,7 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
     if prepared.labels is not None:
         measurement.accuracy = scored(candidate, batched)
     if expected is not None:
-        measurement.fidelity = Fidelity(**metrics.fidelity(candidate, expected))
+        measurement.fidelity = _fidelity(metrics.fidelity(candidate, expected), len(candidate))
     measurement.evaluation_runs = {
         delegate: EvaluationRun(run.status, run.reason, run.delegated_nodes, run.total_nodes,
                                 run.batched if run.status == "ok" else None)
@@ -258,13 +258,21 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
     fidelity = variant.fidelity
     if fidelity is not None and expected is not None:
         measurement.fidelity_by_delegate = {
-            delegate: Fidelity(**metrics.fidelity(ran[delegate].prediction, expected))
+            delegate: _fidelity(metrics.fidelity(ran[delegate].prediction, expected),
+                                len(ran[delegate].prediction))
             for delegate in fidelity.delegates or [] if delegate in ran}
     cross = fidelity.cross if fidelity is not None else None
     if cross is not None and cross.delegate in ran and cross.against in ran:
         measurement.fidelity_cross = CrossFidelity(
             cross.delegate, cross.against, samples=prepared.samples,
             **metrics.fidelity(ran[cross.delegate].prediction, ran[cross.against].prediction))
+
+
+def _fidelity(figures: Any, samples: int) -> Fidelity:
+    """Fidelity with the counts behind its top-1 agreement: reports say "393 of 397 samples"."""
+    agreement = figures["top1_agreement"]
+    agreeing = round(agreement * samples) if agreement is not None else None
+    return Fidelity(**figures, samples=samples, top1_agreeing=agreeing)
 
 
 def evaluation_delegates(variant: Variant) -> list[str]:
@@ -329,10 +337,12 @@ def unmeasured_entry(model: Any, budget: Budget, variant_name: str, settings: Se
                  budget_path=str(budget.path))
 
 
-def as_model(value: Any, variant: str | None = None) -> TFLiteModel:
-    """What ``check`` accepts besides a TFLiteModel: a ``.tflite`` path or bytes."""
+def as_model(value: Any, variant: str | None = None, *, unsafe_source: bool = False,
+             ) -> TFLiteModel:
+    """What ``check`` accepts besides a TFLiteModel: a ``.tflite`` path or bytes.
+    ``unsafe_source``: the budget's, for a ``.keras``/``.h5`` that runs code when loaded."""
     if isinstance(value, TFLiteModel):
         return value
     from .conversion.recipes import convert
 
-    return convert(value, variant=variant)
+    return convert(value, variant=variant, unsafe_source=unsafe_source)

@@ -13,7 +13,7 @@ for this variant alone: unmeasured, it is an error (a skip in the CLI, as accura
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .budget import Regression, Relative
 from .keys import SIMPLE_REGRESSIONS, figure
@@ -49,9 +49,10 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
     if merged is None:
         return []
     keys = [key for key in type(merged).model_fields if getattr(merged, key) is not None]
-    if baseline is None:
-        return [Check(f"regression.{key}", None, None, "skip", reason=missing) for key in keys]
     asked = {key for key in keys if own is not None and getattr(own, key) is not None}
+    if baseline is None:
+        return [Check(f"regression.{key}", None, None, "skip", reason=missing,
+                      tolerance_from="variant" if key in asked else "file") for key in keys]
     checks: list[Check] = []
     for key in SIMPLE_REGRESSIONS:  # size, planned_arena, sparsity ...: value to value
         tolerance = getattr(merged, key.leaf)
@@ -73,7 +74,8 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
         checks.append(_ops(measurement.ops, baseline.ops, merged.ops))
     if merged.latency is not None:
         checks += _latency(measurement, merged.latency, strict)
-    return checks
+    return [replace(c, tolerance_from="variant" if c.metric.split(".")[1] in asked else "file")
+            for c in checks]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Typed results: what a measured and judged model variant is, and its JSON form.
 
 Every report (the failure table, the terminal summary, the JSON file, JUnit properties) reads
-these types; the JSON contract of ``../README.md`` ("Reports") is ``Entry.to_json()``. Values are
+these types; the JSON contract of ``docs/reports.md`` is ``Entry.to_json()``. Values are
 in base units: bytes, milliseconds, fractions 0..1. Imports neither pytest nor TensorFlow.
 """
 
@@ -123,6 +123,12 @@ class Comparison:
     verdict: ComparisonVerdict
     tolerance: float  # a fraction: 0.05 for "5%"
     remeasured: bool = False
+    # Both models' median block time per invoke from the same paired run, on the clock the
+    # ratio was taken on (``clock``, e.g. "CPU time, 1 thread"); None in reports written before.
+    base_median_ms: float | None = None
+    head_median_ms: float | None = None
+    clock: str = ""
+    ratios: list[float] | None = None  # the per-pair ratios candidate/baseline, in order (capped)
 
 
 BatchStatus = Literal["ok", "unsupported", "error"]
@@ -187,7 +193,7 @@ class DelegateResult:
         if values.get("latency_ms") is not None:
             values["latency_ms"] = Latency(**values["latency_ms"])
         if values.get("comparison") is not None:
-            values["comparison"] = Comparison(**values["comparison"])
+            values["comparison"] = Comparison(**known_fields(Comparison, values["comparison"]))
         if values.get("batches") is not None:
             values["batches"] = [BatchResult.from_json(b) for b in values["batches"]]
         values["reason"] = values.get("reason") or ""
@@ -210,6 +216,8 @@ class Fidelity:
     cosine: float
     max_abs_error: float
     snr_db: float
+    samples: int | None = None  # the evaluation samples compared; None in reports written before
+    top1_agreeing: int | None = None  # of them, those whose top-1 class agrees
 
 
 @dataclass
@@ -282,10 +290,11 @@ class Measurement:
         if values.get("accuracy") is not None:
             values["accuracy"] = Accuracy(**values["accuracy"])
         if values.get("fidelity") is not None:
-            values["fidelity"] = Fidelity(**values["fidelity"])
+            values["fidelity"] = Fidelity(**known_fields(Fidelity, values["fidelity"]))
         values["accuracy_by_delegate"] = {name: Accuracy(**found) for name, found in
                                           (values.get("accuracy_by_delegate") or {}).items()}
-        values["fidelity_by_delegate"] = {name: Fidelity(**found) for name, found in
+        values["fidelity_by_delegate"] = {name: Fidelity(**known_fields(Fidelity, found))
+                                          for name, found in
                                           (values.get("fidelity_by_delegate") or {}).items()}
         if values.get("fidelity_cross") is not None:
             values["fidelity_cross"] = CrossFidelity(**values["fidelity_cross"])
@@ -306,6 +315,9 @@ class Check:
     reason: str = ""
     baseline: float | None = None  # the same figure in the baseline, when compared with one
     delta: float | None = None  # measured - baseline, in the check's unit
+    # regression.* only: where the tolerance was written, "variant" ([variants.NAME.regression])
+    # or "file" ([regression]), so a report can name the line to change.
+    tolerance_from: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

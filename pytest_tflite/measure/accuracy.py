@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EvaluationError, OutputOrderWarning, TFLiteError
+from ..errors import EvaluationError, LiteRTMissingError, OutputOrderWarning, TFLiteError
 from ..results import DelegateStatus
 from .isolated import run_model
 
@@ -156,7 +156,7 @@ def run_tflite(path: Path, data: EvalData, output: str | int | None, role: str,
     try:
         found = run_model(path, data.inputs, data.names, output=output, timeout=timeout,
                           delegate=delegate)
-    except DelegateRefused:
+    except (DelegateRefused, LiteRTMissingError):  # LiteRT missing: the environment, as it is
         raise
     except RunRefused as exc:
         where = "eval_data" if exc.what == "inputs" else f"the {role} {path}"

@@ -10,6 +10,8 @@ tolerance edge gets one more worker run, whose pairs are pooled with the first r
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,9 @@ __all__ = ["DEFAULT_COMPARE", "ComparisonFailed", "LatencyComparison", "compare_
            "judge_interval", "measure_comparison"]
 
 FailureStatus = Literal["unavailable", "unsupported", "error"]
+# Per-pair ratios kept in the report (for the HTML plot): a 4 s run of 10 ms blocks gives ~200,
+# a re-measure twice that; a microsecond model's thousands would only weigh down the JSON.
+MAX_RATIOS = 500
 
 
 class ComparisonFailed(ModelError):
@@ -83,6 +88,7 @@ def measure_comparison(
     started = time.perf_counter()
     found = _run(arguments, timeout_s, lock_file, settings)
     log_ratios = list(found["log_ratios"])
+    blocks = _block_means(found, {"candidate": [], "baseline": []})
     ratio, low, high = float(found["ratio"]), float(found["low"]), float(found["high"])
     verdict = judge_interval(low, high, tolerance)
     remeasured = False
@@ -91,11 +97,17 @@ def measure_comparison(
         # pair is a self-contained ratio, so pairs from two processes pool as they are).
         found = _run(arguments, timeout_s, lock_file, settings)
         log_ratios += list(found["log_ratios"])
+        blocks = _block_means(found, blocks)
         ratio, low, high = ratio_interval(log_ratios, seed)
         verdict = judge_interval(low, high, tolerance)
         remeasured = True
     comparison = Comparison(ratio=ratio, low=low, high=high, pairs=len(log_ratios),
-                            verdict=verdict, tolerance=float(tolerance), remeasured=remeasured)
+                            verdict=verdict, tolerance=float(tolerance), remeasured=remeasured,
+                            base_median_ms=_median(blocks["baseline"]),
+                            head_median_ms=_median(blocks["candidate"]),
+                            clock=clock_label(str(found.get("clock") or ""),
+                                              int(found.get("threads") or 0)),
+                            ratios=[math.exp(x) for x in log_ratios[:MAX_RATIOS]])
     return LatencyComparison(
         comparison=comparison,
         candidate=Latency(**found["candidate"]),
@@ -116,6 +128,27 @@ def compare_latency(
     ``ComparisonFailed`` (a ``ModelError``) when no comparison could be made."""
     return measure_comparison(candidate_path, baseline_path, delegate, settings, tolerance,
                               lock_file=lock_file).comparison
+
+
+def clock_label(clock: str, threads: int) -> str:
+    """What a block's time was measured on, for people: "CPU time, 1 thread" (the process CPU
+    clock, which leaves out time other processes held the core) or "wall time, 4 threads"."""
+    name = {"cpu": "CPU time", "wall": "wall time"}.get(clock)
+    if name is None:
+        return ""
+    return f"{name}, {threads} thread{'s' if threads != 1 else ''}" if threads else name
+
+
+def _block_means(found: dict[str, Any], pooled: dict[str, list[float]]) -> dict[str, list[float]]:
+    """``pooled`` with this worker run's per-block times per invoke (ms, on the ratio's clock)
+    added: a re-measure pools its blocks as it pools its pairs."""
+    given = found.get("block_means_ms") or {}
+    return {name: [*pooled[name], *(float(x) for x in given.get(name) or [])]
+            for name in ("candidate", "baseline")}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def _run(arguments: list[str], timeout_s: float, lock_file: Path | None,

@@ -20,12 +20,27 @@ from dataclasses import dataclass, field
 from ..comment_marker import COMMENT_LIMIT, DEFAULT_COMMENT_ID, marker, utf16_length
 from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes, format_ms
-from .tables import comparisons, entry_warnings, format_delta, over_by
+from .findings import (
+    Finding,
+    budget_file,
+    change_text,
+    headline,
+    interval_text,
+    limit_text,
+    ordered,
+    place,
+    ratchet_command,
+    ratchet_flags,
+    ratcheted,
+    time_text,
+)
+from .tables import comparisons, entry_warnings, format_delta
 
 # Room under the limit for a workflow that appends a line (a link to the run, say) before posting.
 COMMENT_MARGIN = 1_024
 SUMMARY_LIMIT = 1024 * 1024  # bytes per step; GitHub drops a larger job summary with an error
 MAX_WARNINGS = 20
+MAX_HEADLINES = 30  # one line per changed model variant, failed ones first, up to this many
 MAX_NOTE = 160  # a reason is cut here in a table cell; the JSON report has it whole
 
 ICONS: dict[str, str] = {"pass": "✅", "fail": "❌", "error": "💥", "skip": "⏭️",
@@ -79,34 +94,8 @@ def delta_text(check: Check) -> str:
     return format_delta(check, empty="")
 
 
-def percent_change(ratio: float) -> str:
-    return f"{ratio - 1:+.1%}"
-
-
-def comparison_cells(comparison: Comparison) -> list[str]:
-    verdict = comparison.verdict + (" (re-measured)" if comparison.remeasured else "")
-    return [percent_change(comparison.ratio),
-            f"{percent_change(comparison.low)} to {percent_change(comparison.high)}",
-            str(comparison.pairs), f"±{comparison.tolerance:.1%}",
-            f"{ICONS.get(comparison.verdict, '')} {verdict}"]
-
-
 def row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
-
-
-CHECK_COLUMNS = ["model", "variant", "check", "base → head", "delta", "budget", "verdict", "note"]
-COMPARISON_COLUMNS = ["model", "variant", "delegate", "head vs base", "95% interval", "pairs",
-                      "tolerance", "verdict"]
-
-
-def check_row(entry: Entry, check: Check) -> str:
-    # No code span for the metric: escapes inside one show literally (``max\_drop``).
-    return row([cell(entry.model), cell(entry.variant), cell(check.metric),
-                cell(base_to_head(check)), cell(delta_text(check)),
-                cell(value_text(check.budget, check.unit)),
-                f"{ICONS.get(check.verdict, '')} {check.verdict}",
-                cell(_short(over_by(check)))])
 
 
 def header(columns: Sequence[str]) -> list[str]:
@@ -199,7 +188,8 @@ def counts_line(entries: Sequence[Entry], icons: bool = True) -> str:
     parts = [(f"{ICONS[v]} " if icons else "") + f"{n:,} {words[v]}"
              for v, n in counted.items() if n]
     variants = f"{len(entries):,} model variant{'s' if len(entries) != 1 else ''}"
-    return f"{variants}, {len(checks):,} checks: " + (" · ".join(parts) or "none")
+    counted_checks = f"{len(checks):,} check{'s' if len(checks) != 1 else ''}"
+    return f"{variants}, {counted_checks}: " + (" · ".join(parts) or "none")
 
 
 def _overall(entries: Sequence[Entry]) -> str:
@@ -208,13 +198,92 @@ def _overall(entries: Sequence[Entry]) -> str:
     return ICONS[worst]
 
 
+def _who(entry: Entry, entries: Sequence[Entry]) -> str:
+    """``int8`` when the run checked one model, ``digits_cnn [int8]`` when several."""
+    one_model = len({e.model for e in entries}) == 1
+    return entry.variant if one_model else f"{entry.model} [{entry.variant}]"
+
+
+def _code(text: str) -> str:
+    """A code span safe in a table cell: no backtick inside, pipes escaped for the table. Text
+    with HTML's characters (a hostile test id) is escaped plain text instead: a code span shows
+    an escape such as ``&lt;`` literally."""
+    if re.search(r"[<>&]", text):
+        return cell(text)
+    return "`" + " ".join(text.replace("`", "'").split()).replace("|", "\\|") + "`"
+
+
+def fix_cell(finding: Finding) -> str:
+    """Where to change each broken limit: the file, its table and key; then the ratchet's
+    command where it can accept the change (never for ``regression.*``)."""
+    entry = finding.entry
+    places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
+    if not places:
+        return ""
+    where = (f"{budget_file(entry)} " if entry.budget_path else "") + places[0]
+    text = ", ".join([_code(where), *(_code(p) for p in places[1:])])
+    flags = ratchet_flags(finding.broken)
+    if flags:
+        raised = ", ".join(ratcheted(finding.broken))
+        text += f"; the ratchet raises {cell(raised)}: {_code(ratchet_command(entry, flags))}"
+    return text
+
+
+def finding_row(finding: Finding, entries: Sequence[Entry], fix: bool = True) -> str:
+    """One row per model variant and figure: its change, the limits it broke (or holds), and
+    where to change them."""
+    checks = finding.broken if finding.verdict in ("fail", "error") else finding.checks
+    limits = " · ".join(dict.fromkeys(_short(limit_text(finding, c)) for c in checks))
+    cells = [cell(_who(finding.entry, entries)), cell(finding.label),
+             cell(change_text(finding)), cell(limits)]
+    verdict = f"{ICONS.get(finding.verdict, '')} {finding.verdict}"
+    return row([*cells, verdict, fix_cell(finding)] if fix else [*cells, verdict])
+
+
+def headline_rows(entries: Sequence[Entry]) -> list[str]:
+    """``- **int8**: 44.6 → 61.8 KiB (+38.5%) · … · 3 limits broken`` per changed variant,
+    failed ones first; past MAX_HEADLINES a count, so that a run of thousands of variants
+    still shows its failed rows below."""
+    changed = [(entry, text) for entry in entries if (text := headline(entry)) is not None]
+    changed.sort(key=lambda pair: VERDICT_ORDER.index(pair[0].verdict))
+    lines = [f"- {ICONS[entry.verdict]} **{cell(_who(entry, entries))}**: {cell(text)}"
+             for entry, text in changed[:MAX_HEADLINES]]
+    if len(changed) > MAX_HEADLINES:
+        lines.append(f"- … and {len(changed) - MAX_HEADLINES:,} more changed model variants "
+                     f"(the tables below, and the JSON report, have them all)")
+    return lines
+
+
+FINDING_COLUMNS = ["variant", "figure", "base → head", "limits broken", "verdict",
+                   "where to change"]
+FOLDED_COLUMNS = ["variant", "figure", "base → head", "limits", "verdict"]
+COMPARISON_COLUMNS = ["variant", "delegate", "head vs base [95%]", "median, base → head",
+                      "clock, pairs", "tolerance", "verdict"]
+
+
+def comparison_row(entry: Entry, delegate: str, comparison: Comparison,
+                   entries: Sequence[Entry] = ()) -> str:
+    c = comparison
+    medians = (f"{time_text(c.base_median_ms)} → {time_text(c.head_median_ms)}"
+               if c.base_median_ms is not None and c.head_median_ms is not None else "-")
+    verdict = c.verdict + (" (re-measured)" if c.remeasured else "")
+    how = ", ".join(x for x in (c.clock, f"{c.pairs} pairs") if x)
+    return row([cell(_who(entry, entries or [entry])), cell(delegate), cell(interval_text(c)),
+                cell(medians), cell(how), f"±{c.tolerance:.1%}",
+                f"{ICONS.get(c.verdict, '')} {verdict}"])
+
+
 def blocks(entries: Sequence[Entry]) -> tuple[list[str], list[Block]]:
-    """The warnings (always shown) and the blocks in the order a reviewer reads them."""
-    pairs = [(entry, check) for entry in entries for check in entry.checks]
-    pairs.sort(key=lambda p: _rank(p[1].verdict))  # stable: the run's order within a verdict
-    bad = [p for p in pairs if p[1].verdict in ("error", "fail")]
-    rest = [p for p in pairs if p[1].verdict not in ("error", "fail")]
-    compared = sorted(comparisons(entries),
+    """The warnings (always shown) and the blocks in the order a reviewer reads them: one
+    headline per changed variant, the failed figures, latency comparisons not already among
+    them, then the rest folded."""
+    every = ordered(entries)
+    bad = [f for f in every if f.verdict in ("error", "fail")]
+    rest = [f for f in every if f.verdict not in ("error", "fail")]
+    failed_latency = {(id(f.entry), f.figure.name) for f in bad
+                      if f.figure.reads == "DelegateResult.comparison.ratio"}
+    compared = sorted(((e, name, c) for e, name, c in comparisons(entries)
+                       if (id(e), name) not in failed_latency),
                       key=lambda t: COMPARISON_ORDER.index(t[2].verdict)
                       if t[2].verdict in COMPARISON_ORDER else len(COMPARISON_ORDER))
     warnings = entry_warnings(entries)
@@ -223,32 +292,31 @@ def blocks(entries: Sequence[Entry]) -> tuple[list[str], list[Block]]:
         top += ["", *(f"> ⚠️ {cell(_short(w, 300))}  " for w in warnings[:MAX_WARNINGS])]
         if len(warnings) > MAX_WARNINGS:
             top.append(f"> … and {len(warnings) - MAX_WARNINGS} more warnings")
-    passed = sum(c.verdict == "pass" for _, c in rest)
+    passed = sum(f.verdict == "pass" for f in rest)
     skipped = len(rest) - passed
     # An unchanged latency is as uninteresting as a passed check: it goes in the fold, so that
     # on a large run the regressions and improvements stay in view.
     notable = [t for t in compared if t[2].verdict != "unchanged"]
     unchanged = [t for t in compared if t[2].verdict == "unchanged"]
-    folded = [f"{len(rest):,} other checks ({passed:,} passed, {skipped:,} skipped)"] if rest else []
+    folded = ([f"{len(rest):,} other figures ({passed:,} passed, {skipped:,} skipped)"]
+              if rest else [])
     if unchanged:
         folded.append(f"{len(unchanged):,} unchanged "
                       f"{'latency' if len(unchanged) == 1 else 'latencies'}")
     fold = Fold(["", f"<details><summary>{' and '.join(folded)}</summary>"], ["", "</details>"])
     latency_head = ["", "**Latency, head vs base** (timed pair by pair in one worker: the ratio "
-                        "over the pairs, with its bootstrap interval)", "",
-                    *header(COMPARISON_COLUMNS)]
+                        "over the pairs, with its bootstrap interval; medians from the same "
+                        "pairs)", "", *header(COMPARISON_COLUMNS)]
     return top, [
-        Block(["", "**Failed checks**", "", *header(CHECK_COLUMNS)],
-              [check_row(e, c) for e, c in bad]),
-        Block(latency_head, [comparison_row(*t) for t in notable]),
-        Block(["", *header(CHECK_COLUMNS)], [check_row(e, c) for e, c in rest], fold=fold),
-        Block(latency_head, [comparison_row(*t) for t in unchanged], fold=fold),
+        Block(["", "**What changed**", ""], headline_rows(entries)),
+        Block(["", "**Failed checks**: one row per variant and figure, with every limit it "
+                   "broke", "", *header(FINDING_COLUMNS)],
+              [finding_row(f, entries) for f in bad]),
+        Block(latency_head, [comparison_row(*t, entries) for t in notable]),
+        Block(["", *header(FOLDED_COLUMNS)], [finding_row(f, entries, fix=False) for f in rest],
+              fold=fold),
+        Block(latency_head, [comparison_row(*t, entries) for t in unchanged], fold=fold),
     ]
-
-
-def comparison_row(entry: Entry, delegate: str, comparison: Comparison) -> str:
-    return row([cell(entry.model), cell(entry.variant), cell(delegate),
-                *comparison_cells(comparison)])
 
 
 def comment_body(entries: Sequence[Entry], identifier: str = DEFAULT_COMMENT_ID,

@@ -10,6 +10,19 @@ from typing import Any
 
 from ..results import Check, Comparison, Entry, Measurement
 from ..units import format_bytes, format_ms, format_percent
+from .findings import (
+    budget_file,
+    change_text,
+    headline,
+    interval_text,
+    limit_text,
+    ordered,
+    place,
+    ratchet_command,
+    ratchet_flags,
+    ratcheted,
+    time_text,
+)
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -169,6 +182,8 @@ def entry_warnings(entries: Iterable[Entry]) -> list[str]:
 
 
 def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]:
+    """The terminal summary: the variants, a line per changed one, each failed figure once
+    with every limit it broke and where to change it, then the paired latency comparisons."""
     lines: list[str] = []
     if entries:
         rows = [[e.model, e.variant, format_bytes(e.measurement.size_bytes),
@@ -177,23 +192,50 @@ def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]
                 for e in entries]
         lines += table(["model", "variant", "size", "gzip", "accuracy", "median latency",
                         "verdict"], rows)
-    against_baseline = [(e, c) for e in entries for c in e.checks if c.baseline is not None]
-    if against_baseline:
-        # model x variant x metric against the base branch: what a reviewer of a PR asks.
-        lines += ["", *table(["model", "variant", "metric", "measured", "budget", "baseline",
-                              "delta", "verdict"],
-                             [[e.model, e.variant, c.metric, format_value(c.measured, c.unit),
-                               format_value(c.budget, c.unit), format_value(c.baseline, c.unit),
-                               format_delta(c), c.verdict] for e, c in against_baseline])]
-    compared = comparisons(entries)
+    bad = [f for f in ordered(entries) if f.verdict in ("fail", "error")]
+    failed_latency = {(id(f.entry), f.figure.name) for f in bad
+                      if f.figure.reads == "DelegateResult.comparison.ratio"}
+    changed = [(e, text) for e in entries if (text := headline(e)) is not None]
+    if changed:
+        lines += ["", "changed:", *(f"  {e.model} [{e.variant}]: {text}" for e, text in changed)]
+    if bad:
+        lines += ["", "failed, one line per variant and figure:"]
+    for finding in bad:
+        entry = finding.entry
+        broke = ", ".join(dict.fromkeys(limit_text(finding, c) for c in finding.broken))
+        lines.append(f"  {entry.model} [{entry.variant}] {finding.label}: "
+                     f"{change_text(finding)}; {finding.verdict}: {broke}")
+        places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
+        where = (f"{budget_file(entry)} " if entry.budget_path else "") + ", ".join(places)
+        lines.append(f"      change: {where}")
+        flags = ratchet_flags(finding.broken)
+        if flags:
+            lines.append(f"      the ratchet raises {', '.join(ratcheted(finding.broken))}: "
+                         f"{ratchet_command(entry, flags)}")
+    # Those that failed are on their line above already.
+    compared = [t for t in comparisons(entries) if (id(t[0]), t[1]) not in failed_latency]
     if compared:
-        lines += ["", *table(["model", "variant", "delegate", "latency vs baseline"],
-                             [[e.model, e.variant, name, format_comparison(c)]
+        lines += ["", *table(["model", "variant", "delegate", "head vs base [95%]",
+                              "median, base -> head", "clock, pairs", "verdict"],
+                             [[e.model, e.variant, name, interval_text(c),
+                               f"{time_text(c.base_median_ms)} -> {time_text(c.head_median_ms)}"
+                               if c.base_median_ms is not None else "-",
+                               ", ".join(x for x in (c.clock, f"{c.pairs} pairs") if x),
+                               c.verdict + (" (re-measured)" if c.remeasured else "")]
                               for e, name, c in compared])]
+    lines = [_plain_text(line) for line in lines]
     lines += [f"warning: {text}" for text in entry_warnings(entries)]
     if hits or misses:
         lines.append(f"conversion cache: {hits} hit(s), {misses} miss(es)")
     return lines
+
+
+# A terminal may not encode every character GitHub shows (a Windows console's code page).
+_PLAIN = str.maketrans({"\u2192": "->", "\u2264": "<=", "\u2265": ">=", "\u2212": "-"})
+
+
+def _plain_text(line: str) -> str:
+    return line.translate(_PLAIN)
 
 
 def measurement_lines(measurement: Measurement) -> list[str]:

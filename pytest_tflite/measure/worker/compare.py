@@ -184,6 +184,9 @@ def alternate(
     rng = np.random.default_rng(seed)
     durations: dict[str, list[float]] = {"candidate": [], "baseline": []}
     log_ratios: list[float] = []
+    # Each block's time per invoke on ``clock``, per model: the medians reports show beside the
+    # ratio come from the very blocks the ratio was taken on.
+    block_means: dict[str, list[float]] = {"candidate": [], "baseline": []}
     wall_ms = cpu_ms = 0.0
     start = time.perf_counter()
     next_check = settings.min_seconds
@@ -198,6 +201,8 @@ def alternate(
         # A block too short for the CPU clock's resolution reads 0: no ratio to take from it.
         if means["candidate"] > 0 and means["baseline"] > 0:
             log_ratios.append(math.log(means["candidate"] / means["baseline"]))
+            for name in block_means:
+                block_means[name].append(means[name])
         elapsed = time.perf_counter() - start
         if elapsed > MAX_SECONDS:  # a model too slow for min_pairs still ends
             break
@@ -227,6 +232,7 @@ def alternate(
         "warmup_runs": len(warm["baseline"]),
         "first_invoke_ms": first,
         "log_ratios": log_ratios,
+        "block_means_ms": block_means,
         "candidate": latency_stats(durations["candidate"]),
         "baseline": latency_stats(durations["baseline"]),
     }

@@ -71,8 +71,9 @@ def test_summary_lists_latency_comparisons_and_each_warning_once():
     entries = [compared_entry(), entry(variant="float32", warnings=[shared, "odd float"])]
     lines = summary_lines(entries, 0, 0)
     text = "\n".join(lines)
-    assert re.search(r"digits_cnn\s+int8\s+xnnpack\s+x1\.080 \[1\.050, 1\.110\] over 40 pairs: "
-                     r"regressed \(tolerance 5\.0%\)", text)
+    # The comparison has no medians (a report written before they were kept): a dash.
+    assert re.search(r"digits_cnn\s+int8\s+xnnpack\s+\+8\.0% \[\+5\.0, \+11\.0\]\s+-\s+"
+                     r"40 pairs\s+regressed", text)
     assert lines.count(f"warning: {shared}") == 1
     assert "warning: digits_cnn [float32]: odd float" in lines
     # Without comparisons or warnings the summary is the table alone.
@@ -90,19 +91,26 @@ def test_comment_starts_with_the_marker_and_shows_base_to_head():
     assert comment_marker.read_marker(body) == "<!-- pytest-tflite:budgets -->"
     assert "2 model variants, 5 checks: ❌ 1 failed · ✅ 3 passed · ⏭️ 1 skipped" in body
     assert "> ⚠️ digits\\_cnn \\[int8\\]: the baseline was measured on another CPU" in body
+    changed = body.index("**What changed**")
     failed = body.index("**Failed checks**")
     latency_table = body.index("**Latency, head vs base**")
     details = body.index("<details>")
-    assert failed < latency_table < details < body.index("</details>")
-    # base -> head, delta and budget of the failed check, above the fold.
-    assert ("| digits\\_cnn | int8 | size.max | 19.5 KiB → 24.4 KiB | +5,000 B (+25.0%) | "
-            "24.0 KiB | ❌ fail | +424 B (+1.7%) |") in body[failed:latency_table]
-    assert ("| digits\\_cnn | int8 | xnnpack | +8.0% | +5.0% to +11.0% | 40 | ±5.0% | "
+    assert changed < failed < latency_table < details < body.index("</details>")
+    # 20,000 -> 25,000 B: 19.5 -> 24.4 KiB, +25.0%; the comparison 1.08 [1.05, 1.11].
+    assert ("- ❌ **int8**: 19.5 → 24.4 KiB (+25.0%) · accuracy 0.980 → 0.970 (\u22120.010) · "
+            "xnnpack +8.0% \\[+5.0, +11.0\\] · 1 limit broken") in body[changed:failed]
+    # base -> head with one delta, the limit it broke, where to change it: above the fold.
+    assert ("| int8 | file size | 19.5 → 24.4 KiB (+4.9 KiB, +25.0%) | size.max 24.0 KiB | "
+            "❌ fail | `[variants.int8] size.max`; the ratchet raises size.max: "
+            "`pytest \"test_m.py::test_digits_cnn[int8]\" --tflite-update-budgets --tflite-loosen` |"
+            ) in body[failed:latency_table]
+    assert ("| int8 | xnnpack | +8.0% \\[+5.0, +11.0\\] | - | 40 pairs | ±5.0% | "
             "❌ regressed |") in body[latency_table:details]
     rest = body[details:]
-    assert "<summary>4 other checks (3 passed, 1 skipped)</summary>" in rest
-    assert "| 460 us → 500 us | +40 us (+8.7%) |" in rest
-    assert "| 90000 B |" not in rest and "| 87.9 KiB |" in rest  # no baseline: the head alone
+    assert "<summary>4 other figures (3 passed, 1 skipped)</summary>" in rest
+    assert "| int8 | xnnpack median latency | 460 µs → 500 µs (+8.7%) |" in rest
+    assert "| float32 | file size | 87.9 KiB |" in rest  # no baseline: the head alone
+    assert "latency.builtin.median: not compared: no baseline" in rest  # a skip says why
     assert "rows left out" not in body
 
 
@@ -126,7 +134,7 @@ def test_comment_escapes_what_comes_from_test_ids_and_budget_files():
     assert "<script>" not in body and "&lt;script&gt;" in body
     assert "m\\|&lt;script&gt;" in body and "\\*bold\\*\\_x\\_" in body
     row = next(line for line in body.splitlines() if "size.max" in line)
-    assert row.count(" | ") == len(markdown.CHECK_COLUMNS) - 1  # no stray cell separators
+    assert row.count(" | ") == len(markdown.FINDING_COLUMNS) - 1  # no stray cell separators
     assert body.count("</details>") == 0  # the only check failed: no fold, and none injected
 
 
@@ -143,15 +151,21 @@ def test_two_thousand_entries_fit_under_githubs_limit_failures_first():
     # Every failure is shown, before anything else.
     for failed in failures:
         name = failed.model.replace("_", "\\_")
-        assert f"| {name} | int8 | size.max |" in body
+        assert f"| {name} \\[int8\\] | file size | 19.5 → 29.3 KiB (+9.8 KiB, +50.0%) |" in body
     first_rows = [line for line in lines if line.startswith("| model\\_")][:len(failures)]
-    assert all("❌ fail" in line for line in first_rows)
+    assert all("| size.max 24.0 KiB | ❌ fail | `[variants.int8] size.max`" in line
+               for line in first_rows)
+    # One headline per failed variant first, up to the cap, then a count of the others.
+    headlines = [line for line in lines if line.startswith("- ❌ **model")]
+    assert len(headlines) == markdown.MAX_HEADLINES
+    assert "- … and 1,970 more changed model variants" in body
     # Then every regressed latency, still above the fold; unchanged ones only inside it.
     above_fold = body[:body.index("<details>")]
     assert above_fold.count("❌ regressed") == 40
     assert "✅ unchanged" not in above_fold
-    total_rows = 2000 * 3 + 2000  # checks, then one comparison per entry
-    shown = sum(1 for line in lines if line.startswith("| model\\_"))
+    # Headlines (the cap and its count line), a figure per check, a comparison per entry.
+    total_rows = markdown.MAX_HEADLINES + 1 + 2000 * 3 + 2000
+    shown = sum(1 for line in lines if line.startswith(("| model\\_", "- ")))
     note = re.search(r"_([\d,]+) of ([\d,]+) rows left out to stay under GitHub's 65,536-character "
                      r"comment limit", body)
     assert note, body[-500:]
@@ -191,7 +205,7 @@ def test_publish_writes_each_report_and_appends_to_the_job_summary(tmp_path):
     assert "<!-- pytest-tflite" not in text  # no marker: it is not a comment
     first = text.index("**Failed checks**")
     assert first < text.index("<details>")
-    assert "| 19.5 KiB → 24.4 KiB |" in text
+    assert "| 19.5 → 24.4 KiB (+4.9 KiB, +25.0%) |" in text
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -215,7 +229,8 @@ def test_json_and_its_round_trip_keep_baseline_delta_comparison_and_samples(tmp_
     xnnpack = found["delegates"]["xnnpack"]
     assert xnnpack["comparison"] == {"ratio": 1.08, "low": 1.05, "high": 1.11, "pairs": 40,
                                      "verdict": "regressed", "tolerance": 0.05,
-                                     "remeasured": False}
+                                     "remeasured": False, "base_median_ms": None,
+                                     "head_median_ms": None, "clock": "", "ratios": None}
     assert xnnpack["latency_ms"]["samples"] == original.measurement.delegates[
         "xnnpack"].latency_ms.samples
     assert found["delegates"]["builtin"]["comparison"] is None
@@ -267,17 +282,18 @@ def test_reports_are_written_once_by_the_controller(pytester, monkeypatch, mode)
     assert all(e["delegates"]["xnnpack"]["comparison"]["pairs"] == 30 for e in entries)
     comment = (out / "comment.md").read_text()
     assert comment.startswith("<!-- pytest-tflite:pr-gate -->\n")
-    assert "| digits | int8 | size.max | 19.5 KiB → 24.4 KiB | +5,000 B (+25.0%) |" in comment
+    assert "| int8 | file size | 19.5 → 24.4 KiB (+4.9 KiB, +25.0%) | size.max" in comment
     # Written once: one section in the summary, one entry per test in each report.
     assert summary.read_text().count("pytest-tflite: model budgets") == 1
-    assert summary.read_text().count("| digits | int8 | size.max |") == 1
+    assert summary.read_text().count("| int8 | file size |") == 1
     page = (out / "report.html").read_text()
-    assert page.count('class="mark lat-head"') == 2 * 20
+    # Compared with the base: the paired interval, not this run's samples (html's own tests).
+    assert page.count('class="mark lat-interval c-unchanged"') == 2
     assert page.count('class="mark size-bar"') == 2
     result.stdout.fnmatch_lines(["*tflite comment body: *out/comment.md",
                                  "*tflite html report: *out/report.html",
                                  f"*tflite job summary: {summary}"])
-    result.stdout.fnmatch_lines(["*digits*int8*xnnpack*x1.020 [[]1.000, 1.040[]] over 30 pairs*",
+    result.stdout.fnmatch_lines(["*digits*int8*xnnpack*+2.0% [[]+0.0, +4.0[]]*30 pairs*unchanged",
                                  "warning: baseline from another machine"])
 
 
@@ -310,8 +326,8 @@ def test_real_models_reach_every_report(project, monkeypatch):
     comment = (p.path / "comment.md").read_text()
     assert comment.startswith("<!-- pytest-tflite:budgets -->\n")
     failed = comment[comment.index("**Failed checks**"):comment.index("<details>")]
-    assert "| mlp | tight | size.max |" in failed and "| 100 B | ❌ fail |" in failed
-    assert "| mlp | float32 | latency.xnnpack.median |" in comment[comment.index("<details>"):]
+    assert "| tight | file size |" in failed and "| size.max 100 B | ❌ fail |" in failed
+    assert "| float32 | xnnpack median latency |" in comment[comment.index("<details>"):]
     page = (p.path / "report.html").read_text()
     assert page.count('class="mark size-bar"') == 2
     assert page.count('class="mark budget-dot v-fail"') == 1

@@ -293,3 +293,24 @@ def test_the_ratchet_leaves_a_variant_regression_table_as_written(tmp_path: Path
     after = rewrite(text, changes)
     assert after == text.replace('max = "2 KiB"', 'max = "1155 B"')
     assert load(path).variant("int8").regression is not None
+
+
+def test_each_regression_check_says_which_table_its_tolerance_came_from(tmp_path: Path) -> None:
+    """The PR comment names the line to change from this: int8's size comes from its own
+    table, its gzip from the file-wide one, and float32's from the file-wide one."""
+    from pytest_tflite.reports.findings import place
+
+    budget = budget_of(tmp_path, OVERRIDE)
+    head, base = figures(size=1_050, gzip=950), figures(size=1_000, gzip=900)
+    int8 = regressions(budget, "int8", head, base)
+    float32 = regressions(budget, "float32", head, base)
+    assert int8["regression.size"].tolerance_from == "variant"
+    assert int8["regression.gzip"].tolerance_from == "file"
+    assert float32["regression.size"].tolerance_from == "file"
+    entry = Entry("t", "digits", "int8", "int8", head, list(int8.values()),
+                  budget_path=str(tmp_path / "digits.toml"))
+    assert place(entry, int8["regression.size"]) == "[variants.int8.regression] size"
+    assert place(entry, int8["regression.gzip"]) == "[regression] gzip"
+    no_baseline = regressions(budget, "int8", head, None)
+    assert {m: c.tolerance_from for m, c in no_baseline.items()} == {
+        "regression.size": "variant", "regression.gzip": "file"}
