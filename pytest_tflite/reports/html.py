@@ -29,16 +29,27 @@ from collections.abc import Sequence
 from html import escape
 from string import Template
 
-from ..results import VERDICT_ORDER, Check, Entry
+from ..results import VERDICT_ORDER, Entry
 from ..units import format_bytes
 from . import svg
 from .batch_plot import batch_plot
 from .budget_plot import budget_plot
 from .figure import MARGIN, PAGE_WIDTH, PLOT_WIDTH, Baselines, Plot, format_time
+from .findings import (
+    Finding,
+    budget_file,
+    change_text,
+    limit_text,
+    ordered,
+    place,
+    ratchet_command,
+    ratchet_flags,
+    ratcheted,
+)
 from .latency_plot import latency_plot
-from .markdown import base_to_head, counts_line, delta_text, value_text
+from .markdown import counts_line
 from .size_plot import size_plot
-from .tables import comparisons, entry_warnings, format_comparison, over_by
+from .tables import comparisons, entry_warnings, format_comparison
 
 MICRO = re.compile(r"(\d) us\b")
 HEADER_HEIGHT = 104  # title and counts, fixed so the plots' positions do not depend on fonts
@@ -147,30 +158,50 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _where(finding: Finding) -> str:
+    """The budget file, table and key to change, and the ratchet's command where it can accept
+    the change: what the PR comment's last column says, as plain text."""
+    entry = finding.entry
+    places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
+    if not places:
+        return ""
+    text = " ".join(x for x in (budget_file(entry), ", ".join(places)) if x)
+    flags = ratchet_flags(finding.broken)
+    if flags:
+        text += f"; the ratchet raises {', '.join(ratcheted(finding.broken))}: " \
+                f"{ratchet_command(entry, flags)}"
+    return text
+
+
 def _checks_section(entries: Sequence[Entry]) -> str:
-    pairs = sorted([(e, c) for e in entries for c in e.checks],
-                   key=lambda p: VERDICT_ORDER.index(p[1].verdict))
-    if not pairs:
+    """One row per model variant and measured figure, as in the PR comment: its change in its
+    own unit, every limit it broke, and where to change them. Passing figures fold; the JSON
+    report keeps every check."""
+    every = ordered(entries)
+    if not every:
         return "<h2>Checks</h2><p>No check was made.</p>"
-    columns = ["model", "variant", "check", "base → head", "delta", "budget", "verdict", "note"]
 
-    def cells(entry: Entry, check: Check) -> list[str]:
-        return [entry.model, entry.variant, check.metric, base_to_head(check), delta_text(check),
-                value_text(check.budget, check.unit), check.verdict, over_by(check)]
+    def cells(finding: Finding) -> list[str]:
+        shown = finding.broken if finding.verdict in ("fail", "error") else finding.checks
+        limits = " · ".join(dict.fromkeys(limit_text(finding, c) for c in shown))
+        entry = finding.entry
+        return [entry.model, entry.variant, finding.label, change_text(finding), limits,
+                finding.verdict]
 
-    bad = [p for p in pairs if p[1].verdict in ("fail", "error")]
-    rest = [p for p in pairs if p[1].verdict not in ("fail", "error")]
-    html = "<h2>Checks</h2>"
+    bad = [f for f in every if f.verdict in ("fail", "error")]
+    rest = [f for f in every if f.verdict not in ("fail", "error")]
+    columns = ["model", "variant", "figure", "base → head", "limits", "verdict"]
+    html = "<h2>Checks: one row per variant and figure</h2>"
     if bad:
-        html += _table(columns, [cells(*p) for p in bad], {3, 4, 5},
-                       [f"verdict-{c.verdict}" for _, c in bad])
+        html += _table([*columns, "where to change"], [[*cells(f), _where(f)] for f in bad],
+                       set(), [f"verdict-{f.verdict}" for f in bad])
     else:
         html += "<p>No check failed.</p>"
     if rest:
-        passed = sum(c.verdict == "pass" for _, c in rest)
-        html += (f"<details><summary>{len(rest)} other checks: {passed} passed, "
+        passed = sum(f.verdict == "pass" for f in rest)
+        html += (f"<details><summary>{len(rest)} other figures: {passed} passed, "
                  f"{len(rest) - passed} skipped</summary>"
-                 + _table(columns, [cells(*p) for p in rest], {3, 4, 5}) + "</details>")
+                 + _table(columns, [cells(f) for f in rest], set()) + "</details>")
     return html
 
 

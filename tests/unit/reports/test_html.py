@@ -325,3 +325,22 @@ def test_times_carry_their_unit_and_checks_find_their_registry_row():
         "memory.builtin.arena": "memory.<delegate>.arena",
         "latency.xnnpack.per_sample.median": "latency.<delegate>.per_sample.median",
         "no.such.key": None}
+
+
+def test_checks_table_has_one_row_per_variant_and_figure_with_where_to_change() -> None:
+    """The Dense 64 -> 96 case: int8's size.max and regression.size are one "file size" row
+    (63,250 B, 61.8 KiB, against 45,670 B, 44.6 KiB), naming both limits and the budget file."""
+    from tests.unit.reports.dense_growth import BUDGET, dense_growth_entries
+
+    page = html.render(dense_growth_entries())
+    section = page[page.index("<h2>Checks"):page.index("</details>", page.index("<h2>Checks"))]
+    failed = section[:section.index("<details>")]
+    rows = re.findall(r'<tr class="verdict-fail">(.*?)</tr>', failed)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+    keys = [(c[1], c[2]) for c in cells]
+    assert len(keys) == len(set(keys)), keys  # at most one failed row per variant and figure
+    size = next(c for c in cells if c[1] == "int8" and c[2] == "file size")
+    assert size[3] == "44.6 → 61.8 KiB (+17.2 KiB, +38.5%)"
+    assert "size.max 48.0 KiB" in size[4] and "regression.size" in size[4]
+    assert size[6].startswith(f"{BUDGET} [variants.int8] size.max")
+    assert "--tflite-update-budgets --tflite-loosen" in size[6]

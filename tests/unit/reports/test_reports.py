@@ -225,7 +225,8 @@ def test_json_and_its_round_trip_keep_baseline_delta_comparison_and_samples(tmp_
     found = json.loads((tmp_path / "r.json").read_text())["entries"][0]
     assert found["checks"][0] == {"metric": "size.max", "measured": 25_000, "budget": 24_576,
                                   "verdict": "fail", "unit": "bytes", "reason": "",
-                                  "baseline": 20_000, "delta": 5_000}
+                                  "baseline": 20_000, "delta": 5_000,
+                                  "tolerance_from": ""}
     xnnpack = found["delegates"]["xnnpack"]
     assert xnnpack["comparison"] == {"ratio": 1.08, "low": 1.05, "high": 1.11, "pairs": 40,
                                      "verdict": "regressed", "tolerance": 0.05,
