@@ -15,7 +15,9 @@ over-budget model is no gate.
   and is skipped; each run records which (``JobRun.skipped``), and the tests name them.
 - The action's ``install`` input is replaced by an import check: this venv is what the install
   gives (``pip install -e`` from a temp copy would repoint the venv at the copy). The tests
-  assert the value the workflows give before replacing it.
+  assert the value the workflows give before replacing it. The default install runs as written
+  on its own, with ``pip`` pointed at a temp folder and no index: it must build and install the
+  action's own copy of the plugin, and export ``PYTEST_TFLITE_SOURCE``.
 
 What runs: the gate workflow (on push: no base) on the example project, made over budget through
 ``PYTEST_ADDOPTS``, must go red, and green on the real budgets; the release workflow's job is
@@ -62,6 +64,12 @@ EXAMPLE = ROOT / "example_project"
 # What the `install` input becomes here (see the module docstring).
 INSTALLED = "python -c 'import pytest_tflite'"
 EXAMPLE_INSTALL = "pip install -e '.[example]'"
+# The actions the workflows use, pinned by commit; the tag is the comment beside each `uses:`
+# (test_actions_are_pinned_by_commit_with_the_tag_beside_it).
+CHECKOUT = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1"  # v7.0.1
+SETUP_PYTHON = "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97"  # v7.0.0
+UPLOAD = "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f"  # v7.0.0
+DOWNLOAD = "actions/download-artifact@37930b1c2abaa49bbe596cd826c3c89aef350131"  # v7.0.0
 
 # GitHub's shells on Linux runners:
 # https://docs.github.com/actions/reference/workflows-and-actions/workflow-syntax#jobsjob_idstepsshell
@@ -199,6 +207,7 @@ EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 # The github context paths these files may use; the values come from the run's event.
 GITHUB_PATHS = {
     "event.pull_request.base.sha", "event.pull_request.number", "event.workflow_run.id",
+    "event.pull_request.head.sha",
     "event.workflow_run.head_sha", "repository", "server_url", "sha", "ref", "token",
 }
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
@@ -412,7 +421,16 @@ class Runner:
             self.steps.append(StepRun(step.name, step.id, None, skipped="an earlier step failed"))
             return
         inner = Context(self.github, str(self.runner_temp), inputs)
-        self.run(action_steps(action_file), inner)
+        # GitHub gives an action's steps its own folder; the install step finds its copy of the
+        # plugin from there.
+        outside = self.env.pop("GITHUB_ACTION_PATH", None)
+        self.env["GITHUB_ACTION_PATH"] = str(path)
+        try:
+            self.run(action_steps(action_file), inner)
+        finally:
+            del self.env["GITHUB_ACTION_PATH"]
+            if outside is not None:
+                self.env["GITHUB_ACTION_PATH"] = outside
         self.action_outputs = {name: inner.substitute(yaml_string(spec["value"]))
                                for name, spec in (action.get("outputs") or {}).items()}
         if step.id:
@@ -542,6 +560,60 @@ def test_workflows_found() -> None:
     assert ACTION.exists()
 
 
+def test_actions_are_pinned_by_commit_with_the_tag_beside_it() -> None:
+    """A tag can be moved to another commit by whoever controls the action's repository; a
+    commit id cannot. The tag stays beside it, for people and for update tools."""
+    pinned = {CHECKOUT: "v7.0.1", SETUP_PYTHON: "v7.0.0", UPLOAD: "v7.0.0", DOWNLOAD: "v7.0.0"}
+    seen = set()
+    for path in [*WORKFLOWS, ACTION]:
+        for line in path.read_text().splitlines():
+            found = re.match(r"\s*-?\s*uses:\s*(\S+)(.*)$", line)
+            if not found or found.group(1).startswith("./"):
+                continue
+            uses, rest = found.groups()
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{path.name}: {line.strip()}"
+            assert rest.strip() == f"# {pinned[uses]}", f"{path.name}: {line.strip()}"
+            seen.add(uses)
+    assert seen == set(pinned)
+
+
+def test_checkouts_keep_no_credentials_and_jobs_name_their_permissions() -> None:
+    """The jobs run the repository's code (a pull request's, in ci and tflite-gate): no token is
+    left in .git/config for it; each job asks for what it needs, the workflow for nothing."""
+    for path in WORKFLOWS:
+        wf = load_workflow(path)
+        assert wf.get("permissions") == {}, f"{path.name}: set `permissions: {{}}` at the top"
+        for job_id, job in wf["jobs"].items():
+            assert isinstance(job.get("permissions"), dict), f"{path.name}:{job_id}: no permissions"
+            for step in job.get("steps", []):
+                if str(step.get("uses", "")).startswith("actions/checkout@"):
+                    assert (step.get("with") or {}).get("persist-credentials") is False, \
+                        f"{path.name}:{job_id}: checkout without persist-credentials: false"
+
+
+def test_the_artifact_names_the_pull_requests_own_head(tmp_path: Path) -> None:
+    """On a pull request the checkout is the merge commit GitHub made: the artifact's head-sha
+    is the PR's head (``github.event.pull_request.head.sha``), HEAD on a push."""
+    (step,) = [s for s in action_steps(ACTION) if isinstance(s, RunStep) and s.id == "paths"]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    git(workspace, "init", "-q", "-b", "main")
+    git(workspace, "commit", "-q", "--allow-empty", "-m", "merge")
+    merge = git(workspace, "rev-parse", "HEAD")
+    for event, expected in [({"pull_request": {"number": 7, "head": {"sha": "ef" * 20}}}, "ef" * 20),
+                            ({}, merge)]:
+        context = Context({"event": event}, str(tmp_path))
+        done = replace(step, script=context.substitute(step.script),
+                       env={k: context.substitute(v) for k, v in step.env.items()})
+        output = tmp_path / "output"
+        output.unlink(missing_ok=True)
+        proc = execute(done, workspace, {**base_env(tmp_path), "RUNNER_TEMP": str(tmp_path),
+                                         "GITHUB_OUTPUT": str(output)}, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        folder = Path(read_file_command(output)["directory"])
+        assert (folder / "head-sha").read_text().strip() == expected
+
+
 def test_actionlint_passes_on_the_workflows_and_the_action(tmp_path: Path) -> None:
     """actionlint reads a local action's inputs and outputs where a workflow uses it, not its
     steps: those are linted here as the job of a reusable workflow with the same inputs
@@ -565,6 +637,32 @@ def test_actionlint_passes_on_the_workflows_and_the_action(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def zizmor(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+    assert binary, "zizmor is not installed (the dev extra's zizmor ships it)"
+    return subprocess.run([binary, "--offline", "--no-progress", *args, ".github/"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_zizmor_passes_and_accepts_only_what_its_config_explains() -> None:
+    """.ci/run runs zizmor beside actionlint. Its config accepts these findings, each with the
+    reason written above it; nothing else may be found, and nothing is accepted that is not."""
+    proc = zizmor()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = zizmor("--no-ignores", "--format", "json")
+    found = sorted((f["ident"], Path(f["locations"][0]["symbolic"]["key"]["Local"]["verbatim_path"]).name)
+                   for f in json.loads(proc.stdout))
+    assert found == [("dangerous-triggers", "tflite-comment.yml"), ("github-env", "action.yml"),
+                     ("self-repository", "release.yml"), ("self-repository", "tflite-gate.yml")]
+    config = yaml.safe_load((ROOT / ".github" / "zizmor.yml").read_text())
+    accepted = sorted((rule, name) for rule, spec in config["rules"].items() for name in spec["ignore"])
+    assert accepted == found
+    lines = (ROOT / ".github" / "zizmor.yml").read_text().splitlines()
+    for rule in config["rules"]:
+        (at,) = [i for i, line in enumerate(lines) if line == f"  {rule}:"]
+        assert lines[at - 1].strip().startswith("#"), f"{rule}: say why it is accepted"
+
+
 def test_action_documents_its_inputs_and_outputs() -> None:
     action = load_action(ACTION)
     assert action.get("description")
@@ -573,6 +671,91 @@ def test_action_documents_its_inputs_and_outputs() -> None:
             assert (spec or {}).get("description"), f"{kind}.{name} has no description"
     assert {"base-ref", "test-args", "python-version", "install", "comment-id"} <= set(action["inputs"])
     assert action["inputs"]["base-ref"]["default"] == "${{ github.event.pull_request.base.sha }}"
+
+
+def install_step(install: str) -> RunStep:
+    """The action's install step as GitHub would run it with ``inputs.install`` = ``install``."""
+    (step,) = [s for s in action_steps(ACTION) if isinstance(s, RunStep) and s.name == "Install"]
+    context = Context({}, "", inputs={"install": install})
+    return replace(step, script=context.substitute(step.script),
+                   env={k: context.substitute(v) for k, v in step.env.items()})
+
+
+def run_install(tmp: Path, install: str, pip: Path | None = None) -> tuple[
+        subprocess.CompletedProcess[str], dict[str, str]]:
+    """The install step, from a checkout that is not this repository (as in a user's job), with
+    the action at its place in this one. ``pip``: a folder put first on PATH. Returns the run
+    and what it wrote to $GITHUB_ENV."""
+    checkout = tmp / "checkout"
+    checkout.mkdir()
+    env = {**base_env(tmp), "GITHUB_ACTION_PATH": str(ACTION_DIR),
+           "GITHUB_ENV": str(tmp / "github_env"), "GITHUB_WORKSPACE": str(checkout)}
+    if pip is not None:
+        env["PATH"] = os.pathsep.join([str(pip), env["PATH"]])
+    proc = execute(install_step(install), checkout, env, tmp)
+    return proc, read_file_command(tmp / "github_env")
+
+
+def test_default_install_installs_the_actions_own_copy_of_the_plugin(tmp_path: Path) -> None:
+    """The default ``install:`` as written, with the real pip: it must build this repository
+    (the copy GitHub checks out with the action) into a temp folder, with no index to fall back
+    on, since ``pip install pytest-tflite`` resolves nowhere until the package is published."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    default = load_action(ACTION)["inputs"]["install"]["default"]
+    # The shim below catches `pip`; `python -m pip` would install into this venv instead.
+    assert shlex.split(default)[0] == "pip", default
+    import importlib.util
+
+    assert importlib.util.find_spec("hatchling"), "hatchling (the dev extra) builds the copy offline"
+    target = tmp_path / "site"
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    # This venv's pip, told to install nowhere but `target`, from nothing but the path it is
+    # given: the flags are added, the step's own words pass through untouched.
+    (shim / "pip").write_text(
+        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m pip \"$@\" --no-deps --no-index "
+        f"--no-build-isolation --target {shlex.quote(str(target))}\n")
+    (shim / "pip").chmod(0o755)
+    proc, exported = run_install(tmp_path, default, pip=shim)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "::warning" not in proc.stdout
+    source = Path(exported["PYTEST_TFLITE_SOURCE"])
+    assert source == ROOT.resolve()
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "pytest-tflite"
+    (installed,) = target.glob("pytest_tflite-*.dist-info")
+    assert installed.name == f"pytest_tflite-{project['version']}.dist-info"
+    assert json.loads((installed / "direct_url.json").read_text())["url"] == ROOT.resolve().as_uri()
+    assert (target / "pytest_tflite" / "plugin.py").read_bytes() == \
+        (ROOT / "pytest_tflite" / "plugin.py").read_bytes()
+
+
+def test_an_install_of_ones_own_can_name_the_actions_copy(tmp_path: Path) -> None:
+    """A user's ``install:`` sees PYTEST_TFLITE_SOURCE in its own step; later steps through
+    $GITHUB_ENV (asserted above, and by the emulator's full runs)."""
+    install = 'test -f "$PYTEST_TFLITE_SOURCE/pyproject.toml"; printf %s "$PYTEST_TFLITE_SOURCE" > named'
+    proc, exported = run_install(tmp_path, install)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "checkout" / "named").read_text() == str(ROOT.resolve())
+    assert exported == {"PYTEST_TFLITE_SOURCE": str(ROOT.resolve())}
+
+
+def test_install_warns_when_the_action_is_not_inside_a_checkout_of_the_plugin(
+        tmp_path: Path) -> None:
+    copy = tmp_path / "vendored" / ".github" / "actions" / "tflite-budgets"
+    shutil.copytree(ACTION_DIR, copy)
+    step = install_step("true")
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    env = {**base_env(tmp_path), "GITHUB_ACTION_PATH": str(copy),
+           "GITHUB_ENV": str(tmp_path / "github_env")}
+    proc = execute(step, checkout, env, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{(tmp_path / 'vendored').resolve()} has no pyproject.toml" in proc.stdout
 
 
 def test_no_workflow_runs_pull_request_code_with_a_write_token() -> None:
@@ -595,14 +778,17 @@ def test_comment_workflow_posts_from_the_artifact_without_the_pull_requests_code
     on = triggers(wf)
     assert set(on) == {"workflow_run"}
     assert on["workflow_run"] == {"workflows": [gate["name"]], "types": ["completed"]}
-    assert wf["permissions"] == {"actions": "read", "pull-requests": "write", "issues": "write"}
+    # Per job, the least needed: issue comments on a pull request take "Pull requests" (write)
+    # as well as "Issues" (write), so no `issues: write`.
+    assert wf["permissions"] == {}
     (job_id, job), = wf["jobs"].items()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
     assert "workflow_run.event == 'pull_request'" in job["if"]
     steps = run_steps(COMMENT_WORKFLOW)[job_id]
     uses = [s for s in steps if isinstance(s, UsesStep)]
     assert not any(s.uses.startswith("actions/checkout") for s in uses), "checks out code"
     (download,) = [s for s in uses if s.uses.startswith("actions/download-artifact@")]
-    assert download.uses == "actions/download-artifact@v7"
+    assert download.uses == DOWNLOAD
     assert download.inputs["run-id"] == "${{ github.event.workflow_run.id }}"
     assert download.inputs["github-token"] == "${{ github.token }}"
     assert download.inputs["name"] == load_action(ACTION)["inputs"]["artifact-name"]["default"]
@@ -677,6 +863,7 @@ def run_workflow_job(workflow: Path, job_id: str, tmp: Path, addopts: str,
     ignore = shutil.ignore_patterns(".pytest_cache", "__pycache__", "*.pyc")
     shutil.copytree(EXAMPLE, workspace / "example_project", ignore=ignore)
     shutil.copytree(ROOT / ".github", workspace / ".github", ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", workspace)  # the action's copy of the plugin is found by it
     git(workspace, "init", "-q", "-b", "main")
     git(workspace, "add", ".")
     git(workspace, "commit", "-q", "-m", "example")
@@ -705,12 +892,16 @@ def over_budget_dir(tmp: Path) -> Path:
 
 # The job summary's table (pytest-tflite writes it when GITHUB_STEP_SUMMARY is set): header, and
 # a row of model, variant, check (Markdown-escaped: digits\_cnn).
-SUMMARY_HEADER = re.compile(r"^\| model \| variant \| check \|", re.MULTILINE)
+SUMMARY_HEADER = re.compile(r"^\| variant \| figure \| base → head \| limits", re.MULTILINE)
 
 
 def summary_row(model: str, variant: str, check: str) -> re.Pattern[str]:
+    """The row of the figure ``check`` reads (one per variant and figure: the key is listed in
+    its limits); the variant alone names it when the run checked one model."""
     model = re.escape(model).replace("_", r"\\?_")
-    return re.compile(rf"^\| {model} \| {re.escape(variant)} \| {re.escape(check)} \|.*$", re.MULTILINE)
+    who = rf"(?:{model} \\\[{re.escape(variant)}\\\]|{re.escape(variant)})"
+    return re.compile(rf"^\| {who} \| [^|]* \| [^|]* \| [^|]*{re.escape(check)}\b.*$",
+                      re.MULTILINE)
 
 
 def verdicts(run: GateRun) -> list[tuple[str, str]]:
@@ -742,8 +933,7 @@ def test_gate_fails_on_an_over_budget_model(tmp_path: Path, shared_cache: Path) 
     assert run.name in run.failed
     # No base on a push: nothing was measured but the head.
     assert run.job.step("base").status == 0 and run.job.action_outputs["base-sha"] == ""
-    assert run.job.skipped == ["actions/checkout@v7", "actions/setup-python@v7",
-                               "actions/upload-artifact@v7"]
+    assert run.job.skipped == [CHECKOUT, SETUP_PYTHON, UPLOAD]
     # The job summary shows the failure.
     row = summary_row("digits_cnn", "float32", "size.max").search(run.summary)
     assert SUMMARY_HEADER.search(run.summary) and row and "fail" in row.group(0), run.summary
@@ -784,7 +974,7 @@ def test_release_job_runs_the_gate_as_the_gate_workflow_does() -> None:
     readers = [i for i, s in enumerate(steps) if "inputs.artifact-name" in json.dumps(s)]
     assert len(gate_index) == 1 and readers and min(readers) > gate_index[0], readers
     assert {steps[i].get("name") or steps[i]["uses"] for i in readers} == \
-        {"Job summary", "actions/upload-artifact@v7"}
+        {"Job summary", UPLOAD}
     # The action reads no github value in which a tag push differs from a branch push.
     names = {m.strip() for m in EXPRESSION.findall(ACTION.read_text())}
     read = sorted(n for n in names if n.startswith("github."))
@@ -887,8 +1077,10 @@ def run_action_on_pull_request(tmp: Path, grow: bool, cache: Path) -> GateRun:
     # Both commits measured in this job: the base from a worktree of the fetched base commit.
     assert job.step("base").status == 0, job.step("base").output
     assert job.action_outputs["base-sha"] == base
-    assert job.skipped == ["actions/setup-python@v7", "actions/upload-artifact@v7"]
+    assert job.skipped == [SETUP_PYTHON, UPLOAD]
     assert len(git(workspace, "worktree", "list").splitlines()) == 1, "the base worktree is left"
+    # Every step after the install sees the action's copy of the plugin ($GITHUB_ENV).
+    assert runner.env["PYTEST_TFLITE_SOURCE"] == str(ROOT.resolve())
     return run
 
 
@@ -912,10 +1104,10 @@ def test_action_fails_a_pull_request_that_grows_a_model(tmp_path: Path, shared_c
 
     body = run.file("comment")
     assert body.startswith("<!-- pytest-tflite:budgets -->\n"), body[:500]
-    row = comment_row(body, "regression.size")
+    row = comment_row(body, "file size")  # one row per variant and figure
     change = (size["measured"] - size["baseline"]) / size["baseline"]
-    assert f"{format_bytes(size['baseline'])} → {format_bytes(size['measured'])}" in row, row
-    assert f"({change:+.1%})" in row and "fail" in row, row
+    assert f"→ {format_bytes(size['measured'])}" in row and "regression.size ≤" in row, row
+    assert f"{change:+.1%})" in row and "fail" in row, row
     # The job summary: the table, with the regression.
     found = summary_row("mlp", "float32", "regression.size").search(run.summary)
     assert SUMMARY_HEADER.search(run.summary) and found and "fail" in found.group(0), run.summary
@@ -935,7 +1127,7 @@ def test_action_passes_a_pull_request_that_leaves_the_model_alone(tmp_path: Path
     assert run.failed == []
     body = run.file("comment")
     assert body.startswith("<!-- pytest-tflite:budgets -->\n"), body[:500]
-    assert "pass" in comment_row(body, "regression.size")
+    assert "pass" in comment_row(body, "file size")
 
 
 # --- the comment workflow, against a fake GitHub API on 127.0.0.1 ----------------------------
@@ -947,8 +1139,9 @@ class FakeGitHub(ThreadingHTTPServer):
     def __init__(self, repo: str, pr: int, head: str) -> None:
         super().__init__(("127.0.0.1", 0), FakeHandler)
         self.repo, self.pr, self.head = repo, pr, head
+        self.heads = {pr: head}  # the pull requests that exist, and their heads
         self.comments: list[dict[str, Any]] = [
-            {"id": 1, "body": "<!-- another-bot -->\nnot ours", "user": {"login": "bot"}}]
+            {"id": 1, "body": "<!-- another-bot -->\nnot ours", "user": {"login": "bot"}, "pr": pr}]
         self.calls: list[str] = []
         self.tokens: set[str] = set()
 
@@ -978,13 +1171,18 @@ class FakeHandler(BaseHTTPRequestHandler):
         fake.tokens.add(self.headers.get("Authorization", ""))
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         prefix = f"/repos/{fake.repo}"
-        if method == "GET" and path == f"{prefix}/pulls/{fake.pr}":
-            return self.reply(200, {"number": fake.pr, "head": {"sha": fake.head}})
-        if path == f"{prefix}/issues/{fake.pr}/comments":
+        pull = re.fullmatch(rf"{prefix}/pulls/(\d+)", path)
+        if method == "GET" and pull and int(pull.group(1)) in fake.heads:
+            number = int(pull.group(1))
+            return self.reply(200, {"number": number, "head": {"sha": fake.heads[number]}})
+        issue = re.fullmatch(rf"{prefix}/issues/(\d+)/comments", path)
+        if issue and int(issue.group(1)) in fake.heads:
+            number = int(issue.group(1))
             if method == "GET":
-                return self.reply(200, fake.comments)
-            if method == "POST":
-                comment = {"id": 100 + len(fake.comments), "body": body["body"]}
+                return self.reply(200, [c for c in fake.comments if c["pr"] == number])
+            if method == "POST":  # posted with a workflow's GITHUB_TOKEN
+                comment = {"id": 100 + len(fake.comments), "body": body["body"],
+                           "user": {"login": "github-actions[bot]"}, "pr": number}
                 fake.comments.append(comment)
                 return self.reply(201, comment)
         found = re.fullmatch(rf"{prefix}/issues/comments/(\d+)", path)
@@ -1007,7 +1205,7 @@ class FakeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_github() -> Any:
-    server = FakeGitHub("octo/app", PR_NUMBER, "h" * 40)
+    server = FakeGitHub("octo/app", PR_NUMBER, "ab" * 20)  # a commit id: 40 hex digits
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -1035,7 +1233,7 @@ def run_comment_job(tmp: Path, fake: FakeGitHub, pr_number: str, body: str, head
     (artifact / "comment.md").write_text(body)
     (steps,) = run_steps(COMMENT_WORKFLOW).values()
     job = runner.job(steps)
-    assert job.skipped == ["actions/download-artifact@v7", "actions/setup-python@v7"]
+    assert job.skipped == [DOWNLOAD, SETUP_PYTHON]
     assert [s.name for s in job.steps if s.skipped and not s.skipped.startswith("uses:")] == \
         [INSTALL_FROM_DEFAULT_BRANCH]
     return job
@@ -1062,27 +1260,103 @@ def test_comment_workflow_refuses_what_the_artifact_cannot_be_trusted_with(
     job = run_comment_job(tmp_path / "1", fake_github, "7; touch pwned", body, fake_github.head)
     assert job.failed == ["Post or update the comment"]
     assert not list(tmp_path.rglob("pwned")) and fake_github.calls == []
-    # A run of an older head (the PR moved on, or the number names another PR): no comment.
+    # A run of an older head (the PR moved on, or the number names another PR): no comment,
+    # and the step says why (tflite-budget comment --head-sha refuses).
     job = run_comment_job(tmp_path / "2", fake_github, str(PR_NUMBER), body, "0" * 40)
-    assert job.failed == []
+    assert job.failed == ["Post or update the comment"]
+    assert f"not posting: the head of octo/app#{PR_NUMBER} is abababababab" in job.steps[-1].output
     assert fake_github.calls == [f"GET /repos/octo/app/pulls/{PR_NUMBER}"]
     assert len(fake_github.comments) == 1
 
 
-def test_readme_shows_the_action_as_the_repository_defines_it() -> None:
-    """The README's workflow snippet uses the action's real inputs."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### 9. GitHub Actions", 1)[1].split("\n## ", 1)[0]
+def test_comment_workflow_never_edits_a_marker_comment_planted_by_someone_else(
+        tmp_path: Path, fake_github: FakeGitHub) -> None:
+    """Issue 17: the PR's author writes the marker first, with the very body the bot would post
+    (before, the bot saw it "unchanged" and posted nothing; with another body, it edited it)."""
+    body = "<!-- pytest-tflite:budgets -->\n### ❌ over budget\n"
+    fake_github.comments.append({"id": 2, "body": body, "user": {"login": "mallory"},
+                                 "pr": PR_NUMBER})
+    job = run_comment_job(tmp_path, fake_github, str(PR_NUMBER), body, fake_github.head)
+    assert job.failed == [], [s.output for s in job.steps]
+    assert [c["user"]["login"] for c in fake_github.comments if c["body"] == body] == \
+        ["mallory", "github-actions[bot]"]
+    assert not any(call.startswith("PATCH") for call in fake_github.calls)
+
+
+SHORT_COPY_INSTALL = 'pip install "git+https://github.com/OWNER/pytest-tflite@v1"'
+
+
+def docs_comment_workflow(tmp: Path) -> Path:
+    """The short comment workflow of docs/github-actions.md, as a file."""
+    page = (ROOT / "docs" / "github-actions.md").read_text()
+    (snippet,) = [s for s in re.findall(r"```yaml\n(.*?)```", page, re.DOTALL) if "workflow_run" in s]
+    path = tmp / "short-comment.yml"
+    path.write_text(snippet)
+    return path
+
+
+@pytest.mark.parametrize("copy", ["shipped", "docs"])
+def test_the_docs_short_comment_workflow_is_as_safe_as_the_shipped_one(
+        tmp_path: Path, fake_github: FakeGitHub, copy: str) -> None:
+    """Issue 17: with the docs' short copy (no checks of its own), an artifact naming PR #99
+    replaced the bot's report on #99. Both copies now hand the checks to tflite-budget comment
+    (--head-sha, --author): a PR number whose head is not the commit the gate ran on posts
+    nothing, and the right one posts."""
+    workflow = COMMENT_WORKFLOW if copy == "shipped" else docs_comment_workflow(tmp_path)
+    text = workflow.read_text()
+    assert "--head-sha" in text and "--author" in text
+    assert "workflow_run.head_sha" in text
+    wf = load_workflow(workflow)
+    for scope in [wf.get("permissions")] + [j.get("permissions") for j in wf["jobs"].values()]:
+        assert "issues" not in (scope or {}), scope
+    fake_github.heads[99] = "cd" * 20  # another pull request, at another commit
+    body = "<!-- pytest-tflite:budgets -->\n### ✅ fine\n"
+
+    def run(tmp: Path, pr_number: str) -> JobRun:
+        github = {"event_name": "workflow_run", "repository": fake_github.repo, "token": "t0ken",
+                  "server_url": "https://github.example", "sha": "d" * 40,
+                  "event": {"workflow_run": {"id": 42, "head_sha": fake_github.head}}}
+        tmp.mkdir()
+        (tmp / "ws").mkdir()
+        runner = Runner(tmp / "ws", tmp, github,
+                        env={"GITHUB_REPOSITORY": fake_github.repo, "GITHUB_API_URL": fake_github.url},
+                        skip_runs={INSTALL_FROM_DEFAULT_BRANCH: "this venv is installed",
+                                   SHORT_COPY_INSTALL: "this venv is installed"})
+        artifact = runner.runner_temp / "tflite-budgets"
+        artifact.mkdir()
+        (artifact / "pr-number").write_text(pr_number + "\n")
+        (artifact / "comment.md").write_text(body)
+        (steps,) = run_steps(workflow).values()
+        return runner.job(steps)
+
+    job = run(tmp_path / "99", "99")
+    assert len(job.failed) == 1
+    assert "not posting: the head of octo/app#99 is cdcdcdcdcdcd" in job.steps[-1].output
+    assert fake_github.calls == ["GET /repos/octo/app/pulls/99"]
+    assert not any(c["pr"] == 99 for c in fake_github.comments)
+    job = run(tmp_path / "7", str(PR_NUMBER))
+    assert job.failed == [], [s.output for s in job.steps]
+    assert [c["body"] for c in fake_github.comments if c["pr"] == PR_NUMBER][-1] == body
+    assert fake_github.tokens == {"Bearer t0ken"}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/github-actions.md"])
+def test_docs_show_the_action_as_the_repository_defines_it(page: str) -> None:
+    """The workflow snippets of the README's quickstart and of the GitHub Actions page use the
+    action's real inputs."""
+    section = (ROOT / page).read_text()
+    if page == "README.md":
+        section = section.split("\n## Quickstart", 1)[1].split("\n## ", 1)[0]
     declared = set(load_action(ACTION)["inputs"])
     snippets = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert snippets, "no workflow in the README's GitHub Actions section"
+    assert snippets, f"no workflow in {page}"
     used = 0
     for snippet in snippets:
         for step in _steps_in(yaml.safe_load(textwrap.dedent(snippet))):
             if "tflite-budgets" in str(step.get("uses", "")):
                 used += 1
                 assert set(step.get("with") or {}) <= declared, step
-    assert used, "the README never shows the action in use"
+    assert used, f"{page} never shows the action in use"
 
 
 def _steps_in(document: Any) -> list[dict[str, Any]]:

@@ -468,7 +468,7 @@ def test_a_redirect_to_another_host_never_carries_the_token(github, token, tmp_p
     assert post(github, body_file(tmp_path, f"{OURS}\nx\n")) == 2
     err = capsys.readouterr().err
     assert f"HTTP {status} redirect to {root}/repos/{REPO}/issues/{PR}/comments" in err
-    assert "refusing to follow it off http://127.0.0.1:" in err
+    assert "refusing to follow it off the API's host http://127.0.0.1:" in err
     assert seen == []
     assert github.methods() == ["GET"] and github.bodies() == {}
 
@@ -495,3 +495,12 @@ def test_same_host_redirects_still_work(github, token, tmp_path, capsys):
     assert all(auth == f"Bearer {TOKEN}" for _, _, auth in github.requests)
     assert list(github.bodies().values()) == [body]
     assert "created comment" in capsys.readouterr().out
+
+
+def test_the_tokens_origin_is_scheme_host_and_port():
+    from pytest_tflite.github import origin
+
+    assert origin("HTTPS://API.github.com:443/x") == origin("https://api.github.com/y")
+    assert origin("https://api.github.com@evil.example/") == ("https", "evil.example", 443)
+    assert origin("http://api.github.com/") != origin("https://api.github.com/")
+    assert origin("https://api.github.com:8443/") != origin("https://api.github.com/")
