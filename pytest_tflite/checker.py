@@ -84,7 +84,8 @@ class BudgetChecker:
         evaluation = engine.Evaluation(eval_data, reference, metric, output)
         candidate = None
         try:
-            candidate = engine.as_model(model, variant)
+            candidate = engine.as_model(model, variant,
+                                        unsafe_source=self.budget.spec.unsafe_source)
             entry = engine.run(candidate, self.budget, variant or candidate.variant, self.settings,
                                test=self.test, evaluation=evaluation, sample=sample)
         except ModelError as exc:

@@ -10,6 +10,7 @@ imports ``plugin.py``.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from .checker import BudgetChecker
-from .errors import BudgetExceeded, TFLiteError
+from .errors import BudgetExceeded, TFLiteError, UnusedBudgetWarning
+from .printable import printable
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -50,7 +52,9 @@ class BudgetSourceFile(pytest.File):
         variants = data.get("variants")
         names = list(variants) if isinstance(variants, dict) and variants else ["(budget file)"]
         for name in names:
-            yield BudgetSourceItem.from_parent(self, name=name, plugin=self.plugin)
+            # The test id is printed before the file loads: a variant key with a control
+            # character shows escaped here, and loading refuses it (budget/names.py).
+            yield BudgetSourceItem.from_parent(self, name=printable(name), plugin=self.plugin)
 
 
 class BudgetSourceItem(pytest.Item):
@@ -59,6 +63,11 @@ class BudgetSourceItem(pytest.Item):
     def __init__(self, *, plugin: Plugin, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plugin = plugin
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        # The failure's header: "m.toml [int8]", not pytest's default "test session". Not the
+        # node id: pytest turns the dots of a domain that ends it into "::" on -v lines.
+        return self.path, None, f"{self.path.name} [{self.name}]"
 
     def runtest(self) -> None:
         budget = self.plugin.load_budget(self.path)
@@ -97,3 +106,35 @@ def names_a_source(text: str) -> bool:
         return "source" in tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return "source" in text  # a broken file that meant to: its test reports the error
+
+
+def checks_nothing_alone(path: Path, text: str) -> bool:
+    """A budget file that is no test by itself: valid TOML with a budget file's keys but no
+    ``source``. Other TOML (a ``pyproject.toml`` in the directory, say) is not a budget file."""
+    if path.name == "pyproject.toml":
+        return False
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False  # a marker test that names it reports the error; unnamed, it is not ours
+    return "source" not in data and bool({"model", "variants", "regression", "defaults"} & set(data))
+
+
+def warn_unused_budgets(sourceless: list[Path], named: set[Path], root: Path,
+                        marker: str) -> None:
+    """An ``UnusedBudgetWarning`` for each budget file without ``source`` that no collected
+    marker names (``named``: resolved paths), placed at the file so the summary shows it."""
+    for path in dict.fromkeys(sourceless):
+        if path.resolve() in named:
+            continue
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        message = (f"{shown}: this budget file checks nothing in this run: it has no `source` "
+                   f"key and no collected test names it in @pytest.mark.{marker}(...). Add "
+                   f"source = \"path/to/model.tflite\" (relative to this file) to make it a "
+                   f"test by itself (tflite-budget init MODEL -o FILE writes it), or mark a "
+                   f"test with @pytest.mark.{marker}({path.stem!r})")
+        try:
+            warnings.warn_explicit(UnusedBudgetWarning(message), UnusedBudgetWarning,
+                                   str(shown), 1)
+        except UnusedBudgetWarning:  # -W error: a usage error, not pytest's INTERNALERROR
+            raise pytest.UsageError(message) from None

@@ -25,7 +25,8 @@ NAME_PATTERN = r"[A-Za-z0-9_-]+"
 # The output formats a runner may print or write (measure/runners.py reads them). Each gives
 # some statistics: a budget on one it lacks is an error naming the statistic and the format.
 FORMATS = ("litert-json", "benchmark-model-text", "pytest-tflite-json")
-# Placeholders of ``command`` (and ``probe``): substituted shell-quoted, then split with shlex.
+# Placeholders of ``command`` (and ``probe``): substituted shell-quoted in one pass, then split
+# with shlex. ``{model}`` is a scratch copy with a fixed name, never the repository's file name.
 PLACEHOLDERS = ("{model}", "{result}", "{threads}", "{python}")
 SECTION = "tool.pytest-tflite.runners"
 

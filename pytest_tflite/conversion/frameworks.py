@@ -8,6 +8,7 @@ the package imports them (``tests/unit/test_rooms.py`` holds it to that).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConversionError
@@ -36,6 +37,34 @@ def import_keras(*, legacy: bool) -> Any:
     import keras
 
     return keras
+
+
+def load_keras_model(keras: Any, path: Path, custom_objects: Any, *, safe: bool) -> Any:
+    """``keras.models.load_model`` in Keras's safe mode unless ``safe`` is False: a model file
+    that would run Python code it carries (a ``Lambda`` layer's bytecode) raises ValueError
+    naming ``safe_mode`` instead. Keras 3 takes ``safe_mode=`` for every format; tf_keras only
+    for ``.keras`` files, and its legacy ``.h5`` loader reads the flag from a scope, off unless
+    set, so the scope is set for both."""
+    import importlib
+
+    if str(getattr(keras, "__version__", "3")).split(".")[0] >= "3":
+        return keras.models.load_model(path, custom_objects=custom_objects, compile=False,
+                                       safe_mode=safe)
+    try:
+        scope = importlib.import_module(f"{keras.__name__}.src.saving.serialization_lib")
+    except ImportError:
+        scope = None
+    if scope is None or not hasattr(scope, "SafeModeScope"):
+        if not safe:
+            return keras.models.load_model(path, custom_objects=custom_objects, compile=False)
+        raise ConversionError(
+            f"{path}: this Keras ({keras.__name__} {getattr(keras, '__version__', '?')}) has no "
+            f"safe mode, so loading the file could run code it carries: install tf_keras >= 2.13 "
+            f"or Keras 3, or set unsafe_source = true in the budget file after reviewing it")
+    extra = {"safe_mode": safe} if path.suffix.lower() == ".keras" else {}
+    with scope.SafeModeScope(safe):
+        return keras.models.load_model(path, custom_objects=custom_objects, compile=False,
+                                       **extra)
 
 
 def tf_keras_pseudo_output_names(outputs: Any) -> list[str]:

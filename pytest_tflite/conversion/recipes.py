@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import ConversionError, SanityError, TFLiteError
 from ..files import write_atomic
 from ..model import TFLiteModel
+from ..printable import printable
 from . import representative
 from .cache.keys import cache_key, quantizer_cache_key
 from .cache.storage import CacheStats, ConversionCache
@@ -51,6 +52,7 @@ def convert(
     output_dir: Path | None = None,
     quiet: bool = True,
     timeout: float | None = None,
+    unsafe_source: bool = False,
 ) -> TFLiteModel:
     """Convert ``source`` to a TFLite model with ``recipe``, or pass a ready ``.tflite`` through.
 
@@ -65,10 +67,16 @@ def convert(
     output by output, paired by the signature's output names: True (the recipe's thresholds),
     False, or a dict overriding ``max_relative_error`` / ``min_cosine``; it is part of the cache
     key. ``timeout``: seconds the sanity run of the converted model may take (None: the
-    worker's default).
+    worker's default). ``unsafe_source``: load a ``.keras``/``.h5`` file outside Keras's safe
+    mode, running the Python code it carries (a Lambda layer); only for a reviewed file.
     """
     __tracebackhide__ = True
-    classified = classify(source, custom_objects=custom_objects, signature=signature)
+    if variant is not None and printable(variant) != variant:
+        raise ConversionError(f"variant={printable(variant)!r} holds a control character (a "
+                              f"newline, ESC, DEL, ...): variant names are printed in reports "
+                              f"and CI logs, so use printable characters only")
+    classified = classify(source, custom_objects=custom_objects, signature=signature,
+                          unsafe_source=unsafe_source)
     if quantizer.is_quantizer_recipe(recipe):
         assert recipe is not None
         if sparse_encoding:
@@ -174,7 +182,7 @@ def _quantize(
         float_content = convert(source.value if source.kind == "keras_model" else source.path,
                                 "float32", custom_objects=custom_objects, signature=signature,
                                 cache=cache, output_dir=output_dir, quiet=quiet,
-                                timeout=timeout).content
+                                timeout=timeout, unsafe_source=source.unsafe).content
     origin = f"{source.description} quantized with {recipe!r}"
     seconds = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
 

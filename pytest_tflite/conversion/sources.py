@@ -17,7 +17,13 @@ from typing import Any
 from ..errors import ConversionError, ModelError, TFLiteError
 from ..model import TFLiteModel
 from ..signature_order import signature_order
-from .frameworks import flatten_nested, import_keras, keras_flavour, tf_keras_pseudo_output_names
+from .frameworks import (
+    flatten_nested,
+    import_keras,
+    keras_flavour,
+    load_keras_model,
+    tf_keras_pseudo_output_names,
+)
 
 TFLITE_SUFFIXES = (".tflite", ".lite")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -33,6 +39,9 @@ class Source:
     path: Path | None = None
     custom_objects: Mapping[str, Any] | None = None
     signature: str | None = None
+    # A .keras/.h5 file may carry Python code (a Lambda layer's bytecode) that loading runs:
+    # refused (Keras safe mode) unless a reviewer said so (a budget's ``unsafe_source = true``).
+    unsafe: bool = False
 
 
 @dataclass
@@ -51,7 +60,8 @@ class Loaded:
 
 
 def classify(
-    source: Any, *, custom_objects: Mapping[str, Any] | None = None, signature: str | None = None
+    source: Any, *, custom_objects: Mapping[str, Any] | None = None, signature: str | None = None,
+    unsafe_source: bool = False,
 ) -> Source:
     if isinstance(source, TFLiteModel):
         return Source("tflite", source.source, value=source.content, path=source.path)
@@ -71,7 +81,8 @@ def classify(
         if suffix in TFLITE_SUFFIXES:
             return Source("tflite", str(path), value=path.read_bytes(), path=path)
         if suffix in KERAS_SUFFIXES:
-            return Source("keras_file", str(path), path=path, custom_objects=custom_objects)
+            return Source("keras_file", str(path), path=path, custom_objects=custom_objects,
+                          unsafe=unsafe_source)
         raise ModelError(
             f"{path}: unknown model file type {suffix!r}; expected a .tflite, .keras or .h5 file "
             f"or a SavedModel directory"
@@ -106,14 +117,25 @@ def _load_keras_file(source: Source) -> Any:
                 keras = import_keras(legacy=False)  # Keras 3 reads legacy .h5 files too
         else:
             keras = import_keras(legacy=False)
-        return keras.models.load_model(path, custom_objects=source.custom_objects, compile=False)
+        return load_keras_model(keras, path, source.custom_objects, safe=not source.unsafe)
     except TFLiteError:
         raise
     except Exception as exc:
+        if "safe_mode" in str(exc):  # Keras's own refusal, which tells users to turn it off
+            raise ModelError(unsafe_refusal(path)) from None
         raise ModelError(
             f"{path}: could not load it as a Keras model ({type(exc).__name__}: "
             f"{first_line(exc)}). If it uses custom layers, pass custom_objects={{...}}."
         ) from None
+
+
+def unsafe_refusal(path: Path) -> str:
+    """Why a model file that needs unsafe loading was not loaded, and the two ways to allow it."""
+    return (f"{path}: loading it would run Python code stored in the file (a Lambda layer's "
+            f"bytecode), so it was refused (Keras safe mode). Model files are code: review it, "
+            f"then set unsafe_source = true in the budget file that names it (source =), or pass "
+            f"unsafe_source=True to convert() / tflite_convert(); better, replace the Lambda "
+            f"with a registered custom layer (custom_objects=...)")
 
 
 def _keras_file_version(path: Path) -> str | None:

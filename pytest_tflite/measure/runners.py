@@ -15,6 +15,7 @@ import json
 import math
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import DelegateResult, Latency
-from ..runner_config import Runner, Runners, runner_name
+from ..runner_config import PLACEHOLDERS, Runner, Runners, runner_name
 from ..settings import RuntimeSettings
 from . import lock
 from .isolated import STDOUT_TAIL, last_json_line, run_bounded
@@ -37,6 +38,9 @@ TEXT_LINE = re.compile(
 # Lines of a runner's stderr kept in a message: enough to see why, short enough for a table.
 MESSAGE_LINES = 8
 MESSAGE_CHARS = 1500
+# What ``{model}`` names: the model copied into the runner's scratch folder under this name.
+MODEL_NAME = "model.tflite"
+PLACEHOLDER = re.compile("|".join(re.escape(name) for name in PLACEHOLDERS))
 
 
 class Unparsable(ValueError):
@@ -44,14 +48,23 @@ class Unparsable(ValueError):
 
 
 def command_line(template: str, model: Path, threads: int, result: Path) -> list[str]:
-    """``template`` with its placeholders substituted shell-quoted, split as a shell would (no
-    shell runs unless the template itself says ``sh -c``)."""
-    values = {"{model}": str(model), "{result}": str(result), "{threads}": str(threads),
-              "{python}": sys.executable}
-    text = template
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, shlex.quote(value))
+    """``template`` with its placeholders substituted shell-quoted in one pass (a value that
+    holds ``{result}`` is never substituted again), split as a shell would (no shell runs unless
+    the template itself says ``sh -c``). ``model`` is the scratch copy (``MODEL_NAME``), never a
+    repository file name: a shell inside the template cannot be handed a name to parse."""
+    values = {"model": str(model), "result": str(result), "threads": str(threads),
+              "python": sys.executable}
+    text = PLACEHOLDER.sub(lambda found: shlex.quote(values[found.group(0)[1:-1]]), template)
     return shlex.split(text)
+
+
+def scratch_model(model: Path, scratch: Path) -> Path:
+    """``model`` copied into the runner's scratch folder as ``MODEL_NAME``: the runner sees a
+    fixed, plain name, whatever the repository calls the file (a pull request chooses it). A copy,
+    not a link: a runner that writes to its input cannot change the repository's file."""
+    target = scratch / MODEL_NAME
+    shutil.copyfile(model, target)
+    return target
 
 
 def measure_runners(model: Path, delegates: Iterable[str], runners: Runners,
@@ -87,8 +100,13 @@ def measure_runner(runner: Runner, model: Path, threads: int, timeout_s: float) 
     with tempfile.TemporaryDirectory(prefix="pytest-tflite-runner-") as scratch:
         result = Path(scratch, "result.json")
         try:
-            argv = command_line(runner.command, model, threads, result)
-            probe = command_line(runner.probe, model, threads, result) if runner.probe else None
+            copied = scratch_model(model, Path(scratch))
+        except OSError as exc:
+            return _result(runner, threads, "error", f"cannot copy {model} for the runner: "
+                                                     f"{exc.strerror or exc}")
+        try:
+            argv = command_line(runner.command, copied, threads, result)
+            probe = command_line(runner.probe, copied, threads, result) if runner.probe else None
         except ValueError as exc:  # shlex: an unclosed quote
             return _result(runner, threads, "error", f"command or probe: {exc}")
         if probe is not None:

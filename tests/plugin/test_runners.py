@@ -103,18 +103,23 @@ def test_litert_benchmark_as_a_runner_reads_its_json_with_model_and_threads_subs
         [variants.v.latency."runner:litert"]
         median = "10 s"
         mean = "10 s"
-        init = "1 ms"
+        init = "1 us"
         p90 = "10 s"
         """)
     entry = _check(model, budget_path, threads=2)
     argv = json.loads((folder / "argv.json").read_text())
-    assert f"--model={model}" in argv and "--num_threads=2" in argv
+    # {model}: the model copied into the runner's scratch folder under a fixed name.
+    given = next(a for a in argv if a.startswith("--model=")).removeprefix("--model=")
+    assert Path(given).name == "model.tflite" and Path(given).parent != model.parent
+    assert "--num_threads=2" in argv
     found = entry.measurement.delegates["runner:litert"]
     assert found.status == "ok", found.reason
     assert found.runner_format == "litert-json" and found.threads == 2  # num_threads in its JSON
     assert found.latency_ms is not None and found.latency_ms.n == 5
     assert found.latency_ms.median is not None and found.latency_ms.p90 is None
-    assert found.init_ms is not None and found.init_ms > 1.0  # LiteRT's CompiledModel creation
+    # LiteRT's CompiledModel creation: read from its JSON (0.8 ms on a quiet machine, so no
+    # fixed floor above 0)
+    assert found.init_ms is not None and found.init_ms > 0.0
     checks = _by_metric(entry)
     assert checks['latency.runner:litert.median'].verdict == "pass"
     assert checks['latency.runner:litert.mean'].verdict == "pass"
