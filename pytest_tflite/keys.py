@@ -5,7 +5,7 @@ how the ratchet moves it (or why it never does) and the words people read. Every
 used to list keys by hand derives from here: ``KEY_KINDS`` (the JSON Schema's leaves, checked by
 ``tests/unit/budget/test_budget_keys.py``), the verdicts' loops over simple keys, ``[regression]``'s loop
 over simple figures, the ratchet's ``RULES`` and ``LEFT_ALONE``, the hypothesis tests' key
-names and the README's key table (``tools/regenerate.py`` writes it).
+names and the key table of ``docs/budget-file.md`` (``tools/regenerate.py`` writes it).
 
 Ground floor: imports nothing of the package and no third-party module, so every room may read
 it. Paths are relative to a variant, as a budget file writes them under ``[variants.NAME]``
@@ -24,7 +24,8 @@ Kind = Literal["budget", "setting", "regression"]
 # fell); metric: the accuracy metric's own direction; none: not a number that has one.
 Direction = Literal["upper", "lower", "metric", "none"]
 # How the ratchet writes a tightened limit back: see ratchet.py.
-RatchetKind = Literal["size", "time", "number", "fraction", "delegated_fraction", "count"]
+RatchetKind = Literal["size", "time", "number", "fraction", "delegated_fraction", "count",
+                      "counted"]
 # static: read from the .tflite file; worker: a worker process runs the model; baseline:
 # compared with the base branch's measurement (--tflite-baseline).
 Stage = Literal["static", "worker", "baseline", ""]
@@ -45,7 +46,7 @@ class Key:
 
     path: str  # e.g. "latency.<delegate>.p90", as KEY_KINDS writes it
     kind: Kind
-    label: str  # what people read in the README and the reports
+    label: str  # what people read in the docs and the reports
     # The measured figure, as TYPE.field.field on the typed results (Measurement,
     # DelegateResult, BatchResult); " + " sums figures, anything else is judged by hand.
     reads: str = ""
@@ -171,9 +172,19 @@ KEYS: tuple[Key, ...] = (
     _budget("delegation.<delegate>.forbid_fallback", "these ops left to CPU kernels (none allowed)",
             "DelegateResult.fallback_ops", "none", "count", "worker", None,
             left_alone="a list of op names, not a number"),
+    _budget("cost.<delegate>.instructions", "instructions per invoke, counted under valgrind "
+            "(a count, or k/M/G: decimal, 1M = 1,000,000)", "DelegateResult.cost.instructions",
+            "upper", "count", "worker", "counted"),
+    _budget("cost.<delegate>.estimated_cycles", "cycles per invoke estimated from the count and "
+            "callgrind's cache misses (k/M/G decimal)", "DelegateResult.cost.estimated_cycles",
+            "upper", "count", "worker", "counted"),
     # --- settings: how to measure; each shows its effect on the measurement or the report
     _setting("model", "the model's name in reports (default: the file's stem)"),
     _setting("source", "a .tflite or SavedModel the file itself is checked against"),
+    _setting("unsafe_source", "allow loading a .keras/.h5 source that runs Python code "
+                              "(a Lambda layer): review it first"),
+    _setting("allow_outside_rootdir", "why source and external:PATH may resolve outside the "
+                                      "project's root"),
     _setting("accuracy.metric", "top1..topK, mae, mse, rmse or custom"),
     _setting("accuracy.direction", "a custom metric's direction: higher or lower"),
     _setting("accuracy.delegates", "evaluate accuracy under each of these delegates"),
@@ -213,6 +224,11 @@ KEYS: tuple[Key, ...] = (
                 "Measurement.ops", "none", "count"),
     _regression("regression.latency", "latency against the baseline's model, timed in pairs (\"N%\" only)",
                 "DelegateResult.comparison.ratio", "upper", "ratio"),
+    _regression("regression.instructions", "instructions per invoke (a count, k/M/G decimal, "
+                "or \"N%\" of the baseline's)", "DelegateResult.cost.instructions", "upper",
+                "count"),
+    _regression("regression.estimated_cycles", "estimated cycles per invoke (a count, or "
+                "\"N%\")", "DelegateResult.cost.estimated_cycles", "upper", "count"),
 )
 
 BY_PATH: dict[str, Key] = {key.path: key for key in KEYS}
@@ -233,6 +249,10 @@ STATIC_LIMITS = budgets(lambda k: k.stage == "static" and k.direction == "upper"
 LATENCY_LIMITS = budgets(lambda k: k.path.startswith("latency.<delegate>.")
                          and k.path.count(".") == 2)
 MEMORY_LIMITS = budgets(lambda k: k.path.startswith("memory.<delegate>."))
+COST_LIMITS = budgets(lambda k: k.path.startswith("cost.<delegate>."))
+# [regression] figures counted under valgrind, per delegate: compared count to count.
+COST_REGRESSIONS = tuple(key for key in KEYS if key.kind == "regression"
+                         and key.reads.startswith("DelegateResult.cost."))
 # fidelity's four bounds, the same under fidelity.cross and per delegate.
 FIDELITY_LIMITS = budgets(lambda k: k.path.startswith("fidelity.") and k.path.count(".") == 1)
 FIDELITY_BOUNDS = tuple(key.leaf for key in FIDELITY_LIMITS)
@@ -242,7 +262,7 @@ SIMPLE_REGRESSIONS = tuple(key for key in KEYS if key.kind == "regression" and k
                            and key.terms[0].startswith("Measurement."))
 
 
-# ---------------------------------------------------------------- the README's key table
+# ------------------------------------------------------- the key table of docs/budget-file.md
 
 _STAGE = {"static": "static", "worker": "worker process", "baseline": "baseline", "": ""}
 _LIMIT = {"upper": "at most", "lower": "at least", "metric": "its direction", "none": ""}
@@ -277,7 +297,7 @@ _COLUMNS = {"budget": ["key", "what", "reads", "limit", "unit", "how", "ratchet"
 
 
 def markdown_table() -> str:
-    """The README's key table: generated, and checked against the README by a test."""
+    """The key table of docs/budget-file.md: generated, and checked against that page by a test."""
     lines = []
     for kind in KINDS:
         columns = _COLUMNS[kind]

@@ -19,6 +19,10 @@ The rules, one per budget key (``RULES``; ``LEFT_ALONE`` says why the others nev
 - **Delegation figures are structural counts**, the same on every run of one LiteRT: no
   headroom. ``max_partitions`` tightens to the measured count; ``min_fraction`` to the measured
   fraction rounded down to two decimals (as ``tflite-budget init`` writes them).
+- **Counted instructions and cycles** (``cost.*.*``) are exact counts under valgrind, so
+  they move without ``--tflite-ratchet-timing``, with the headroom (a code change moves them,
+  unlike structural counts): ``count * (1 + headroom)``, rounded up to a whole count, or to
+  three significant figures in the suffix the file wrote (``"16M"`` -> ``"17.2M"``).
 - **Timing limits** (``latency.*.*`` and ``memory.*.peak_rss``) move only with
   ``--tflite-ratchet-timing``: shared runners drift by tens of percent, more than any headroom,
   and the baseline comparison is the latency gate.
@@ -39,7 +43,8 @@ The rules, one per budget key (``RULES``; ``LEFT_ALONE`` says why the others nev
   below 1 ms, ``ms`` below 1 s, else ``s``; a bare time stays a bare number of milliseconds.
   Other numbers keep three significant digits. A percentage (``max_drop = "1%"``) is relative
   to the reference and says what the user meant: it is left alone.
-- Only ``[variants.*]`` is read or written: ``[defaults]`` and ``[regression]`` never change.
+- Only ``[variants.*]`` is read or written: ``[defaults]``, ``[regression]`` and a variant's
+  own ``[variants.NAME.regression]`` never change (tolerances, not limits).
 
 Imports neither pytest nor TensorFlow; tomlkit loads inside the functions that parse files.
 """
@@ -57,7 +62,7 @@ from typing import Any, Literal
 from .files import write_atomic
 from .keys import KEYS, Key, RatchetKind
 from .results import Entry
-from .units import PERCENT_RE, format_bytes, format_ms, parse_size, parse_time, unit_bytes
+from .units import PERCENT_RE, format_bytes, format_ms, parse_count, parse_size, parse_time, unit_bytes
 
 DEFAULT_HEADROOM = 0.10
 
@@ -148,7 +153,7 @@ def rule_for(metric: str) -> tuple[Rule | None, tuple[str, ...]]:
     if parts[0] == "latency" and parts[-2:] == ["per_sample", "median"] and len(parts) >= 4:
         keys: tuple[str, ...] = ("latency", ".".join(parts[1:-2]), "per_sample", "median")
         pattern = "latency.<delegate>.per_sample.median"
-    elif parts[0] in ("latency", "memory", "delegation") and len(parts) >= 3:
+    elif parts[0] in ("latency", "memory", "delegation", "cost") and len(parts) >= 3:
         # A delegate may be "external:/path/lib.so": every part between table and key is its name.
         keys = (parts[0], ".".join(parts[1:-1]), parts[-1])
         pattern = f"{parts[0]}.<delegate>.{parts[-1]}"
@@ -321,6 +326,8 @@ def _base_value(kind: Kind, value: Any) -> float | None:
             return float(parse_size(value))
         if kind == "time":
             return parse_time(value)
+        if kind == "counted":
+            return float(parse_count(value))
     except ValueError:
         return None
     if isinstance(value, str) and PERCENT_RE.match(value):
@@ -344,6 +351,8 @@ def _limit(rule: Rule, measured: float, old: Any, headroom: float) -> Any:
         return None  # a zero limit leaves no headroom at all
     if rule.kind == "size":
         return _size_like(old, target, upper)
+    if rule.kind == "counted":
+        return _count_like(old, target, upper)
     if rule.kind == "time":
         return _time_like(old, target, upper)
     if rule.kind == "fraction":
@@ -381,6 +390,17 @@ def _size_like(old: Any, size: Decimal, up: bool) -> int | str:
         unit = _SMALLER_UNIT[unit]
 
 
+def _count_like(old: Any, count: Decimal, up: bool) -> int | str:
+    """A bare count stays a whole count; ``"16M"`` keeps its (decimal) suffix."""
+    rounding = ROUND_CEILING if up else ROUND_FLOOR
+    match = re.match(r"^\s*[0-9.]+\s*([kMG])\s*$", old) if isinstance(old, str) else None
+    if match is None:
+        return int(count.to_integral_value(rounding))
+    suffix = match.group(1)
+    scaled = _significant(count / parse_count("1" + suffix), up)
+    return f"{_plain(scaled)}{suffix}"
+
+
 def _time_like(old: Any, ms: Decimal, up: bool) -> float | str:
     if not isinstance(old, str):
         return _number_like(old, _significant(ms, up))  # a bare number of milliseconds
@@ -406,6 +426,8 @@ def _measured(metric: str, value: float) -> str:
         return format_bytes(value)
     if kind == "time":
         return format_ms(value)
+    if kind == "counted":
+        return f"{value:,.0f}"  # instructions: exact
     return f"{value:.4g}"
 
 

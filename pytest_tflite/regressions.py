@@ -13,13 +13,19 @@ for this variant alone: unmeasured, it is an error (a skip in the CLI, as accura
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from .budget import Regression, Relative
-from .keys import SIMPLE_REGRESSIONS, figure
-from .results import Check, Comparison, Measurement, Verdict
+from .errors import CostUnavailable
+from .keys import COST_REGRESSIONS, SIMPLE_REGRESSIONS, Key, figure
+from .results import Check, Comparison, Cost, DelegateResult, Measurement, Verdict, function_changes
+from .units import format_count
 
 NO_BASELINE = "not compared: no baseline"
+# A cost key without a count, when the measurement says nothing of why.
+NO_COUNT = "not counted: this run made no instruction count"
+RECOUNT = "fingerprint differs: re-count needed"
 
 
 def tolerances(file_wide: Regression | None, own: Regression | None) -> Regression | None:
@@ -35,7 +41,8 @@ def tolerances(file_wide: Regression | None, own: Regression | None) -> Regressi
 def regression_checks(measurement: Measurement, regression: Regression | None,
                       baseline: Measurement | None, *, own: Regression | None = None,
                       higher_is_better: bool = True, strict: bool = False,
-                      without_data: Verdict = "error", missing: str = NO_BASELINE) -> list[Check]:
+                      without_data: Verdict = "error", missing: str = NO_BASELINE,
+                      require_count: bool = False) -> list[Check]:
     """One check per ``[regression]`` key (per figure or delegate where a key covers several).
 
     ``regression``: the file-wide table; ``own``: the variant's ``[variants.NAME.regression]``,
@@ -43,7 +50,8 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
     variant, None without one (each key is then a skip saying ``missing``);
     ``higher_is_better``: the accuracy metric's direction; ``strict``: an inconclusive latency
     comparison fails instead of skipping; ``without_data``: the verdict of an own key whose
-    figure was not measured (a file-wide one is a skip).
+    figure was not measured (a file-wide one is a skip); ``require_count``: a cost key with
+    no count (valgrind missing) fails instead of skipping (--tflite-require-delegates).
     """
     merged = tolerances(regression, own)
     if merged is None:
@@ -74,6 +82,10 @@ def regression_checks(measurement: Measurement, regression: Regression | None,
         checks.append(_ops(measurement.ops, baseline.ops, merged.ops))
     if merged.latency is not None:
         checks += _latency(measurement, merged.latency, strict)
+    for key in COST_REGRESSIONS:  # instructions, estimated_cycles: count to count, per delegate
+        tolerance = getattr(merged, key.leaf)
+        if tolerance is not None:
+            checks += _counts(key, measurement, baseline, tolerance, require_count)
     return [replace(c, tolerance_from="variant" if c.metric.split(".")[1] in asked else "file")
             for c in checks]
 
@@ -212,4 +224,93 @@ def _interval(comparison: Comparison) -> str:
             f"tolerance {comparison.tolerance:.1%}")
     if comparison.verdict == "inconclusive":
         text += " (still after a re-measure; --tflite-strict fails it)"
+    return text
+
+
+def uncounted(found: DelegateResult, require: bool) -> Verdict:
+    """A cost key with no count: valgrind missing (or no count made) is the machine's lack, a
+    skip (a failure under --tflite-require-delegates); a count that failed (a crash, a missing
+    symbol, a count of 0) is an error."""
+    if found.cost_error and not CostUnavailable.is_missing(found.cost_error):
+        return "error"
+    return "fail" if require else "skip"
+
+
+def keep_baseline_costs(measurement: Measurement, baseline: Measurement) -> None:
+    """Each delegate's ``baseline_cost``: the baseline's stored count, unless the engine has
+    counted the baseline's .tflite again in this job already; the reports show its functions."""
+    for name, found in measurement.delegates.items():
+        stored = baseline.delegates.get(name)
+        if found.cost is not None and found.baseline_cost is None and stored is not None:
+            found.baseline_cost = stored.cost
+
+
+def _counts(key: Key, measurement: Measurement, baseline: Measurement,
+            tolerance: int | Relative, require_count: bool) -> list[Check]:
+    """``regression.instructions.<delegate>``: counts are exact, so the head's count is
+    compared with the baseline's directly, when both were counted alike (the same
+    ``Cost.fingerprint``); otherwise the baseline's model must be counted again in this job."""
+    checks = []
+    for name, found in measurement.delegates.items():
+        if found.cost is None and not found.cost_error:
+            continue  # a delegate with no count asked of it (another table's delegate)
+        checks.append(_count(key, name, found, baseline.delegates.get(name), tolerance,
+                             require_count))
+    if not checks:
+        checks.append(Check(key.path, None, None, "skip", reason=f"not compared: {NO_COUNT}"))
+    return checks
+
+
+def _count(key: Key, name: str, found: DelegateResult, stored: DelegateResult | None,
+           tolerance: int | Relative, require_count: bool) -> Check:
+    metric = f"{key.path}.{name}"
+    head = found.cost
+    if head is None:
+        return Check(metric, None, None, uncounted(found, require_count),
+                     reason=f"not compared: {found.cost_error or NO_COUNT}")
+    # A re-count of the baseline's .tflite in this job wins over the stored count.
+    base = found.baseline_cost or (stored.cost if stored is not None else None)
+    if base is None:
+        return Check(metric, None, None, "skip",
+                     reason="not compared: the baseline has no count for this delegate "
+                            "(save a baseline from a run with a cost key)")
+    if head.fingerprint != base.fingerprint:
+        differ = sorted(k for k in {*head.fingerprint, *base.fingerprint}
+                        if head.fingerprint.get(k) != base.fingerprint.get(k))
+        return Check(metric, None, None, "skip",
+                     reason=f"not compared: {RECOUNT} ({', '.join(differ)} changed; the "
+                            f"baseline's .tflite must be counted again in this job)")
+    leaf = key.leaf
+    now, then = getattr(head, leaf), getattr(base, leaf)
+    if now <= 0 or then <= 0:
+        return Check(metric, float(now), None, "error",
+                     reason=f"a count of 0 ({'head' if now <= 0 else 'baseline'}) is never a "
+                            f"pass: collection toggled on {head.symbol or 'the invoke'} counted "
+                            f"nothing")
+    allowed = tolerance.fraction * then if isinstance(tolerance, Relative) else tolerance
+    delta = now - then
+    # A whole count for a limit: past then + allowed is past its floor, for whole counts.
+    return Check(metric, float(now), float(math.floor(then + allowed)),
+                 "fail" if delta > allowed else "pass",
+                 reason=count_change(leaf, then, now, base, head)
+                 + f"; {_tolerance_text(tolerance, allowed)} allowed",
+                 baseline=float(then), delta=float(delta))
+
+
+def _tolerance_text(tolerance: int | Relative, allowed: float) -> str:
+    if isinstance(tolerance, Relative):
+        return f"{tolerance.percent:g}% ({format_count(allowed, sign=True)})"
+    return format_count(allowed, sign=True)
+
+
+def count_change(leaf: str, then: int, now: int, base: Cost, head: Cost, functions: int = 3) -> str:
+    """``instructions +0.52% (+81k per invoke): xnn_f32_gemm_… +80k``: the change and the
+    functions whose own counts changed most (instructions only: cycles have no per-function
+    figure)."""
+    delta = now - then
+    text = (f"{leaf.replace('_', ' ')} {delta / then:+.2%} "
+            f"({format_count(delta, sign=True)} per invoke)").replace("-", "\u2212")
+    changed = function_changes(base, head)[:functions] if leaf == "instructions" else []
+    if changed:
+        text += ": " + ", ".join(f"{fn} {format_count(d, sign=True)}" for fn, d in changed)
     return text

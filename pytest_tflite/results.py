@@ -155,6 +155,49 @@ class BatchResult:
         return cls(**values)
 
 
+class CostFunction(TypedDict):
+    """One function in a counted invoke, by its own (exclusive) instructions."""
+
+    name: str
+    instructions: int  # per invoke
+    share: float  # of the invoke's instructions, 0..1
+
+
+@dataclass
+class Cost:
+    """Instructions per invoke, counted under valgrind's callgrind with collection toggled on
+    the invoke call only (``delegates[d].cost``): exact, so one or two invokes suffice. x86
+    kernels as valgrind exposes them (no AVX-512), not phone time."""
+
+    instructions: int  # per counted invoke
+    estimated_cycles: int  # per invoke; the formula is in docs and in ``formula``
+    l1_misses: int  # per invoke: I1 + D1 misses from callgrind's cache simulation
+    ll_misses: int  # per invoke: last-level misses (instruction and data)
+    invokes: int  # counted invokes (the warm-up invoke is never counted)
+    top_functions: list[CostFunction] = field(default_factory=list)
+    cache: dict[str, str] = field(default_factory=dict)  # {"I1": "32768,8,64", "D1": ..., "LL": ...}
+    formula: str = ""  # how estimated_cycles is computed
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # what makes two counts comparable
+    symbol: str = ""  # the function collection was toggled on
+
+
+def function_changes(base: Cost, head: Cost) -> list[tuple[str, int]]:
+    """Per function, head's instructions per invoke minus base's, largest change first;
+    unchanged ones left out. The lists hold the top functions only: a function missing from one
+    side counts as 0 there when it outgrew that side's smallest listed count (a new kernel), and
+    is left out otherwise (it may sit just below that side's cut)."""
+    before = {f["name"]: f["instructions"] for f in base.top_functions}
+    after = {f["name"]: f["instructions"] for f in head.top_functions}
+    base_cut, head_cut = min(before.values(), default=0), min(after.values(), default=0)
+    changes = []
+    for name in dict.fromkeys([*after, *before]):
+        if (name not in before and after[name] <= base_cut) or \
+                (name not in after and before[name] <= head_cut):
+            continue  # below the other side's cut: its count there is unknown
+        changes.append((name, after.get(name, 0) - before.get(name, 0)))
+    return sorted([c for c in changes if c[1]], key=lambda c: -abs(c[1]))
+
+
 @dataclass
 class DelegateResult:
     """One delegate's runtime figures; ``None`` where this delegate cannot show a figure."""
@@ -178,6 +221,11 @@ class DelegateResult:
     comparison: Comparison | None = None  # against the baseline's .tflite, when there is one
     comparison_error: str = ""  # why the comparison could not be made (a crash, a timeout)
     runner_format: str | None = None  # runner:NAME only: the output format its figures came from
+    cost: Cost | None = None  # instructions per invoke under callgrind, when a cost key asks
+    cost_error: str = ""  # why no count was made (valgrind missing, a crash, a missing symbol)
+    # The baseline's count this run compared against: its stored count, or its .tflite counted
+    # again in this job when the fingerprints differ; the reports show both sides' functions.
+    baseline_cost: Cost | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,6 +244,9 @@ class DelegateResult:
             values["comparison"] = Comparison(**known_fields(Comparison, values["comparison"]))
         if values.get("batches") is not None:
             values["batches"] = [BatchResult.from_json(b) for b in values["batches"]]
+        for name in ("cost", "baseline_cost"):
+            if values.get(name) is not None:
+                values[name] = Cost(**known_fields(Cost, values[name]))
         values["reason"] = values.get("reason") or ""
         return cls(**values)
 

@@ -82,6 +82,57 @@ def parse_duration(value: object) -> float:
 
 PERCENT_RE = re.compile(PERCENT_PATTERN)
 
+# Counts (instructions, cycles): k, M and G are DECIMAL (1k = 1,000), unlike KiB/MiB in sizes.
+COUNT_UNITS = {"k": 10**3, "M": 10**6, "G": 10**9}
+COUNT_PATTERN = rf"^[ \t]*({_NUMBER})[ \t]*(k|M|G)[ \t]*$"
+_COUNT_RE = re.compile(COUNT_PATTERN)
+_COUNT_HINT = ('a count such as 15569455 or "15.6M" (k, M, G are decimal: 1k = 1,000, '
+               '1M = 1,000,000; not KiB/MiB)')
+
+
+def parse_count(value: object) -> int:
+    """A whole count (instructions, cycles): a TOML integer, or a string with k, M or G, which
+    are decimal ("1.5M" is 1,500,000): "1MiB" is refused, since sizes use binary units."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {_COUNT_HINT}, got {value}")
+    if isinstance(value, str):
+        match = _COUNT_RE.match(value)
+        if not match:
+            raise ValueError(f"expected {_COUNT_HINT}, got {value!r}")
+        whole, _, fraction = match.group(1).partition(".")
+        scale = COUNT_UNITS[match.group(2)]
+        number = int(whole) * scale
+        if fraction:  # exact decimal arithmetic: "1.0000005M" is no whole count
+            digits = int(fraction) * scale
+            if digits % 10 ** len(fraction):
+                raise ValueError(f"a count must be a whole number, got {value!r} "
+                                 f"({_COUNT_HINT})")
+            number += digits // 10 ** len(fraction)
+    elif isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        number = int(value)
+    elif isinstance(value, int):
+        number = value
+    else:
+        raise ValueError(f"expected {_COUNT_HINT}, got {value!r}")
+    if number <= 0:
+        raise ValueError(f"a count must be greater than 0, got {value!r}")
+    if number > MAX_BYTES:
+        raise ValueError(f"a count must be at most {MAX_BYTES} (int64)")
+    return number
+
+
+def format_count(value: float, sign: bool = False) -> str:
+    """``15.6M``, ``81k``, ``950``: three significant figures with a decimal suffix."""
+    size = abs(value)
+    text = f"{size:.0f}"
+    for suffix, scale in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if size >= scale * 0.9995 or (suffix == "k" and size >= 999.5):
+            text = f"{size / scale:.3g}{suffix}"
+            break
+    if sign:
+        return ("\u2212" if value < 0 else "+") + text
+    return ("-" if value < 0 else "") + text
+
 
 def parse_percent(value: object) -> float | None:
     """The number of a "N%" string; None when ``value`` is not one (it may be absolute)."""

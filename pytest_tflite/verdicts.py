@@ -18,9 +18,16 @@ from .budget import (
     Regression,
     Variant,
 )
-from .keys import FIDELITY_LIMITS, LATENCY_LIMITS, MEMORY_LIMITS, STATIC_LIMITS, figure
+from .keys import (
+    COST_LIMITS,
+    FIDELITY_LIMITS,
+    LATENCY_LIMITS,
+    MEMORY_LIMITS,
+    STATIC_LIMITS,
+    figure,
+)
 from .op_names import builtin_op_names
-from .regressions import NO_BASELINE, regression_checks
+from .regressions import NO_BASELINE, NO_COUNT, regression_checks, uncounted
 from .results import (
     Accuracy,
     Check,
@@ -36,6 +43,8 @@ LATENCY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
     key.leaf: partial(figure, key) for key in LATENCY_LIMITS}
 MEMORY_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
     key.leaf: partial(figure, key) for key in MEMORY_LIMITS}
+COST_KEYS: dict[str, Callable[[DelegateResult], float | None]] = {
+    key.leaf: partial(figure, key) for key in COST_LIMITS}
 # budget key -> (measured field of Fidelity/CrossFidelity, higher is better)
 FIDELITY_KEYS = {key.leaf: (key.reads.rsplit(".", 1)[-1], key.direction == "lower")
                  for key in FIDELITY_LIMITS}
@@ -55,6 +64,7 @@ class Context:
 def delegates_named(variant: Variant) -> list[str]:
     """Delegates the variant's budgets need measured, in a stable order."""
     memory = variant.memory.delegates if variant.memory else {}
+    # cost.<delegate> is counted under valgrind, not timed: engine.cost_delegates names those.
     return list(dict.fromkeys([*variant.latency, *memory, *variant.delegation]))
 
 
@@ -86,6 +96,11 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
                                                 limit, "bytes"))
     for delegate, delegation in variant.delegation.items():
         checks += delegates.delegation(delegate, delegation)
+    for delegate, cost in variant.cost.items():
+        for key, read in COST_KEYS.items():
+            limit = getattr(cost, key)
+            if limit is not None:
+                checks.append(delegates.counted(f"cost.{delegate}.{key}", delegate, read, limit))
     quality: list[Check] = []
     if variant.accuracy is not None:
         quality += _accuracy_by_delegate(measurement, variant.accuracy, context)
@@ -98,7 +113,8 @@ def judge(measurement: Measurement, variant: Variant, regression: Regression | N
     higher = variant.accuracy.higher_is_better if variant.accuracy is not None else True
     checks += regression_checks(measurement, regression, baseline, own=variant.regression,
                                 higher_is_better=higher, strict=context.strict,
-                                without_data=context.without_data, missing=context.no_baseline)
+                                without_data=context.without_data, missing=context.no_baseline,
+                                require_count=context.require_delegates)
     return checks
 
 
@@ -302,6 +318,26 @@ class _DelegateJudge:
             return Check(metric, None, budget, "error", unit,
                          reason=f"not measurable under {delegate}")
         return Check(metric, measured, budget, "pass" if measured <= budget else "fail", unit)
+
+    def counted(self, metric: str, delegate: str, read: Callable[[DelegateResult], float | None],
+                budget: int) -> Check:
+        """An upper limit on a count made under valgrind: no count is a skip with the reason
+        (a failure under require_delegates, as a missing delegate is); a count of 0 is an
+        error, never a pass (collection never toggled on: another LiteRT's symbol)."""
+        unusable = self._unusable(metric, delegate, budget, "")
+        if unusable is not None:
+            return unusable
+        found = self.delegates[delegate]
+        measured = read(found) if found.cost is not None else None
+        if measured is None:
+            return Check(metric, None, budget, uncounted(found, self.context.require_delegates),
+                         reason=found.cost_error or NO_COUNT)
+        if measured <= 0:
+            symbol = found.cost.symbol if found.cost and found.cost.symbol else "the invoke"
+            return Check(metric, measured, budget, "error",
+                         reason=f"a count of {measured:.0f} is never a pass: collection toggled "
+                                f"on {symbol} counted nothing (another LiteRT build?)")
+        return Check(metric, measured, budget, "pass" if measured <= budget else "fail")
 
     def per_sample(self, delegate: str, budget: PerSampleBudget) -> Check:
         """The median per sample at ``budget.batch`` (runtime.batch_sizes) against the limit."""

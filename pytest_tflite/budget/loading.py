@@ -18,8 +18,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import BudgetFileError, did_you_mean
+from ..printable import printable
 from ..runner_config import PREFIX as RUNNER
 from ..runner_config import Runners
+from .confined import confine
+from .names import control_character
 from .tables import BudgetFile, Variant
 
 if sys.version_info >= (3, 11):
@@ -49,17 +52,19 @@ class Budget:
         except KeyError:
             known = ", ".join(sorted(self.spec.variants)) or "none"
             raise BudgetFileError(
-                f"{self.path}: no [variants.{name}] section (variants in this file: {known}). "
+                f"{self.path}: no [variants.{printable(name)}] section (variants in this file: "
+                f"{known}). "
                 f"Add one, or convert with variant=... naming an existing section."
             ) from None
 
 
-def load(path: Path, runners: Runners | None = None) -> Budget:
+def load(path: Path, runners: Runners | None = None, *, root: Path | None = None) -> Budget:
     """Read and validate one budget file; every problem becomes one readable BudgetFileError.
 
     ``runners``: the project's declared runners; a ``runner:NAME`` the file names and they lack
     is refused here. None when the pyproject is not known yet: the engine refuses it at check
-    time instead.
+    time instead. ``root``: the project's root (pytest's rootdir); ``source`` and
+    ``external:PATH`` must resolve inside it (``budget/confined.py``; None: found above the file).
     """
     if not path.is_file():
         raise BudgetFileError(
@@ -81,10 +86,19 @@ def load(path: Path, runners: Runners | None = None) -> Budget:
         budget = Budget(path, BudgetFile.model_validate(data))
     except ValidationError as exc:
         raise BudgetFileError(f"{path}: invalid budget file:\n{describe_errors(exc)}") from None
+    # After validation: an unknown key is named by the schema's message, escaped (key_path).
+    control = control_character(data, path)
+    if control is not None:
+        where, what = control
+        raise BudgetFileError(
+            f"{printable(str(path))}: {key_path(where) + ': ' if where else ''}{what} holds a "
+            f"control character (a newline, ESC, DEL, ...): names and text from budget files are "
+            f"printed in reports and CI logs, so rename it with printable characters only")
     for key, name in runner_keys(budget.spec):
         if runners is not None and name not in runners.declared:
             raise BudgetFileError(f"{path}: {key}: {runners.undeclared(name)} (refused when the "
                                   f"budget file loaded)")
+    confine(path, data, budget.spec.allow_outside_rootdir, root)
     return budget
 
 

@@ -23,6 +23,25 @@ NOTHING_DELEGATED = (
     "builtin and reference kernels delegate nothing (every op runs on CPU kernels, so the "
     "fraction is always 0); delegation budgets apply to xnnpack, gpu, npu and external delegates")
 
+# cost.<delegate>.*: instructions are counted under valgrind on the Interpreter's CPU kernels.
+NO_COUNT_ON_ACCELERATORS = (
+    "instructions are counted under valgrind on the CPU: gpu and npu run on an accelerator "
+    "valgrind cannot see; budget cost under xnnpack, builtin or reference")
+NO_COUNT_ON_EXTERNAL = (
+    "instructions are counted only for the Interpreter's own kernels (xnnpack, builtin, "
+    "reference): an external delegate's library may hand work to hardware valgrind cannot see")
+NO_COUNT_ON_RUNNERS = (
+    "a runner (runner:NAME) reports latency only, from its benchmark's output: no instruction "
+    "count; budget cost under xnnpack, builtin or reference")
+
+
+def _cost_refusal(delegate: str) -> str | None:
+    if delegate.startswith(RUNNER):
+        return NO_COUNT_ON_RUNNERS
+    if delegate.startswith("external:"):
+        return NO_COUNT_ON_EXTERNAL
+    return NO_COUNT_ON_ACCELERATORS if delegate in ACCELERATORS else None
+
 
 def refusal(key: str, value: object = None) -> str | None:
     """Why a budget key cannot be judged on its delegate, whatever the model; None if it can.
@@ -31,6 +50,8 @@ def refusal(key: str, value: object = None) -> str | None:
     depends on it (an accelerator judges only ``min_fraction = 1.0``).
     """
     parts = key.split(".")
+    if parts[0] == "cost" and len(parts) >= 3:  # an external:PATH name may hold dots
+        return _cost_refusal(".".join(parts[1:-1]))
     if parts[0] in ("memory", "delegation") and parts[1:2] and parts[1].startswith(RUNNER):
         return RUNNER_LATENCY_ONLY
     if parts[0] == "latency" and parts[2:3] == ["per_sample"] and parts[1].startswith(RUNNER):

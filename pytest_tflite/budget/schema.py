@@ -11,13 +11,14 @@ import json
 from typing import Any
 
 from .tables import BudgetFile
-from .types import ACCELERATORS, CPU_KERNELS, RUNNER_PATTERN, delegates_except
+from .types import ACCELERATORS, CPU_KERNELS, DELEGATES, RUNNER_PATTERN, delegates_except
 
 
 def json_schema() -> str:
     schema = BudgetFile.model_json_schema()
     _delegation_schema(schema)
     _latency_schema(schema)
+    _cost_schema(schema)
     _close_delegate_tables(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pytest-tflite budget file"
@@ -50,6 +51,13 @@ def _latency_schema(schema: dict[str, Any]) -> None:
         f"^({'|'.join(ACCELERATORS)}|{RUNNER_PATTERN})$":
             {"$ref": "#/$defs/AcceleratorLatencyBudget"},
     }
+
+
+def _cost_schema(schema: dict[str, Any]) -> None:
+    """Cost budgets only under the Interpreter's CPU kernels, as ``refusal`` has it."""
+    schema["$defs"]["Variant"]["properties"]["cost"]["patternProperties"] = {
+        f"^({'|'.join(d for d in DELEGATES if d not in ACCELERATORS)})$":
+            {"$ref": "#/$defs/DelegateCost"}}
 
 
 def _close_delegate_tables(node: Any) -> None:

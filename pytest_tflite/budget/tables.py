@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from ..keys import ERROR_METRICS, FIDELITY_BOUNDS
 from .refusals import refusal
 from .types import (
     ACCELERATORS,
+    Count,
+    CountTolerance,
     Delegate,
     Duration,
     EvaluationDelegate,
@@ -296,10 +305,35 @@ class MemoryBudget(BaseModel):
         return self
 
 
+class DelegateCost(BudgetTable):
+    """``cost.<delegate>``: per invoke, counted under valgrind's callgrind (k, M, G decimal)."""
+
+    instructions: Count | None = None
+    estimated_cycles: Count | None = None
+
+
 class DelegationBudget(BudgetTable):
     min_fraction: Fraction | None = None
     max_partitions: PositiveInt | None = None
     forbid_fallback: OpNames = Field(default_factory=list)
+
+
+class Regression(BudgetTable):
+    """Tolerances against a baseline (``--tflite-baseline``): how much worse than the base
+    branch a figure may get. Absolute in the figure's unit, or "N%" of the baseline's value."""
+
+    size: SizeTolerance | None = None
+    gzip: SizeTolerance | None = None
+    planned_arena: SizeTolerance | None = None
+    planned_total: SizeTolerance | None = None  # the arena plus the resource variables' state
+    sparsity: NumberTolerance | None = None  # how far sparsity may fall
+    accuracy: NumberTolerance | None = None  # how much the metric may worsen
+    fidelity: NumberTolerance | None = None  # how far cosine and top-1 agreement may fall
+    ops: Literal["exact", "report"] | None = None  # any change in op counts fails, or is shown
+    latency: Percentage | None = None  # paired timing: a ratio, so "N%" only
+    # Counted instructions and estimated cycles per invoke: exact, so "0.5%" means something.
+    instructions: CountTolerance | None = None
+    estimated_cycles: CountTolerance | None = None
 
 
 class Variant(Strict):
@@ -311,6 +345,10 @@ class Variant(Strict):
     latency: dict[Delegate, LatencyBudget] = Field(default_factory=dict)
     memory: MemoryBudget | None = None
     delegation: dict[Delegate, DelegationBudget] = Field(default_factory=dict)
+    cost: dict[Delegate, DelegateCost] = Field(default_factory=dict)
+    # This variant's own tolerances: each key given here replaces the file-wide [regression]
+    # key of that name (key by key); a key it cannot measure is an error, not a skip.
+    regression: Regression | None = None
 
     @property
     def has_budgets(self) -> bool:
@@ -328,11 +366,16 @@ class Variant(Strict):
                 why = refusal(f"delegation.{name}.{key}", value) if _given(value) else None
                 if why is not None:
                     raise ValueError(f"delegation.{name}.{key}: {why}")
+        for name in self.cost:
+            why = refusal(f"cost.{name}.instructions")
+            if why is not None:
+                raise ValueError(f"cost.{name}: {why}")
         return self
 
 
 # The tables of a variant that hold budgets (``runtime`` holds settings).
-BUDGET_SECTIONS = ("size", "accuracy", "fidelity", "sparsity", "latency", "memory", "delegation")
+BUDGET_SECTIONS = ("size", "accuracy", "fidelity", "sparsity", "latency", "memory", "delegation",
+                   "cost")
 
 
 class Defaults(Strict):
@@ -340,27 +383,26 @@ class Defaults(Strict):
 
 
 
-class Regression(BudgetTable):
-    """Tolerances against a baseline (``--tflite-baseline``): how much worse than the base
-    branch a figure may get. Absolute in the figure's unit, or "N%" of the baseline's value."""
-
-    size: SizeTolerance | None = None
-    gzip: SizeTolerance | None = None
-    planned_arena: SizeTolerance | None = None
-    planned_total: SizeTolerance | None = None  # the arena plus the resource variables' state
-    sparsity: NumberTolerance | None = None  # how far sparsity may fall
-    accuracy: NumberTolerance | None = None  # how much the metric may worsen
-    fidelity: NumberTolerance | None = None  # how far cosine and top-1 agreement may fall
-    ops: Literal["exact", "report"] | None = None  # any change in op counts fails, or is shown
-    latency: Percentage | None = None  # paired timing: a ratio, so "N%" only
-
-
 class BudgetFile(Strict):
     model: str | None = None
     source: str | None = None
+    # Loading a .keras/.h5 that holds Python code (a Lambda layer's bytecode) runs that code:
+    # refused (Keras safe mode) unless the file's reviewer says so here.
+    unsafe_source: bool = False
+    # ``source`` and ``external:PATH`` delegates must resolve inside the project's root; this
+    # opts out, saying why (budget/confined.py).
+    allow_outside_rootdir: Annotated[str, WithJsonSchema({"type": "string", "pattern": r"\S"})] \
+        | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     variants: dict[str, Variant] = Field(default_factory=dict)
     regression: Regression | None = None
+
+    @model_validator(mode="after")
+    def _opt_outs_say_why(self) -> BudgetFile:
+        if self.allow_outside_rootdir is not None and not self.allow_outside_rootdir.strip():
+            raise ValueError("allow_outside_rootdir: say why the paths may be outside the "
+                             "project, e.g. \"the shared model store on the lab machines\"")
+        return self
 
     @model_validator(mode="after")
     def _per_sample_batches_are_measured(self) -> BudgetFile:
@@ -386,11 +428,13 @@ class BudgetFile(Strict):
 
     @model_validator(mode="after")
     def _every_variant_checks_something(self) -> BudgetFile:
-        empty = [name for name, variant in self.variants.items() if not variant.has_budgets]
+        empty = [name for name, variant in self.variants.items()
+                 if not variant.has_budgets and variant.regression is None]
         if empty and self.regression is None:
             raise ValueError(
                 f"[variants.{empty[0]}] has no budgets, so it would pass without checking "
                 f"anything: give it at least one of {', '.join(BUDGET_SECTIONS)} (or a "
-                f"[regression] table for the whole file)")
+                f"[variants.{empty[0]}.regression] table, or a [regression] table for the "
+                f"whole file)")
         return self
 

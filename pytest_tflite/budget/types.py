@@ -26,10 +26,12 @@ from ..op_names import builtin_op_names
 from ..runner_config import NAME_PATTERN as RUNNER_NAME
 from ..runner_config import PREFIX as RUNNER
 from ..units import (
+    COUNT_PATTERN,
     PERCENT_PATTERN,
     SIZE_PATTERN,
     SIZE_UNITS,
     TIME_PATTERN,
+    parse_count,
     parse_duration,
     parse_percent,
     parse_size,
@@ -126,6 +128,18 @@ SizeTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(parse_siz
                           WithJsonSchema(_or_percent(_SIZE_SCHEMA))]
 NumberTolerance = Annotated[float | Relative, BeforeValidator(_relative_or(non_negative)),
                             WithJsonSchema(_or_percent({"type": "number", "minimum": 0}))]
+_COUNT_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": COUNT_PATTERN},
+    ],
+    "description": "a count (instructions, cycles per invoke), or a string with k, M or G: "
+                   "decimal (1k = 1,000, 1M = 1,000,000), unlike the KiB/MiB of sizes",
+}
+# cost.<delegate>.instructions and estimated_cycles: counts per invoke, k/M/G decimal.
+Count = Annotated[int, BeforeValidator(parse_count), WithJsonSchema(_COUNT_SCHEMA)]
+CountTolerance = Annotated[int | Relative, BeforeValidator(_relative_or(parse_count)),
+                           WithJsonSchema(_or_percent(_COUNT_SCHEMA))]
 
 
 def _delegate_name(name: str) -> str:

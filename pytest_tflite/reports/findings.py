@@ -20,6 +20,7 @@ from pathlib import Path
 from ..keys import KEYS, Key
 from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes
+from . import cost
 
 # Shorter words than the registry's labels, where those explain a budget file's key rather than
 # name a figure ("file size (bytes, or "N%" of the baseline's)" -> "file size").
@@ -28,6 +29,8 @@ _LABELS = {
     "Measurement.accuracy.drop": "accuracy drop vs the float reference",
     "DelegateResult.comparison.ratio": "latency vs base",
     "Measurement.ops": "op counts",
+    "DelegateResult.cost.instructions": "instructions per invoke",
+    "DelegateResult.cost.estimated_cycles": "estimated cycles per invoke",
 }
 _RATCHET = "--tflite-update-budgets --tflite-loosen"
 MINUS = "\u2212"  # a minus sign (U+2212), not a hyphen: a change reads as one
@@ -60,8 +63,9 @@ def figure_of(metric: str) -> Figure:
     if parts[:2] == ["regression", "fidelity"] and len(parts) == 3:
         # One [regression] key, two figures: each groups with the fidelity bound on it.
         return figure_of(f"fidelity.min_{parts[2]}")
-    if parts[:2] == ["regression", "latency"] and len(parts) >= 3:
-        key = _find("regression.latency")
+    if parts[0] == "regression" and parts[1:2] in (["latency"], ["instructions"],
+                                                   ["estimated_cycles"]) and len(parts) >= 3:
+        key = _find(f"regression.{parts[1]}")  # per delegate: regression.latency.xnnpack
         return Figure(key.reads, ".".join(parts[2:]), key)
     matches = [(key, match) for key, pattern in _PATTERNS if (match := pattern.match(metric))]
     if not matches and parts[0] in ("accuracy", "fidelity") and len(parts) >= 3:
@@ -220,6 +224,9 @@ def change_text(finding: Finding) -> str:
     if reads == "Measurement.ops":
         return ops_text(finding.checks)
     head, base = finding.measured(), finding.baseline()
+    found = finding.entry.measurement.delegates.get(finding.figure.name)
+    if reads.startswith("DelegateResult.cost.") and found is not None:
+        return cost.change_text(found, reads.rsplit(".", 1)[-1], head, base)
     if reads.endswith("top1_agreement") and head is not None:
         counted = agreement_text(finding, head, base)
         if counted:
@@ -413,6 +420,9 @@ def headline(entry: Entry) -> str | None:
         if c is not None and c.verdict != "unchanged":
             parts.append(f"{name} {interval_text(c)}")
             changed = True
+    counted, moved = cost.headline_parts(entry)
+    parts += counted
+    changed |= moved
     failed = sum(c.verdict == "fail" for c in entry.checks)
     errors = sum(c.verdict == "error" for c in entry.checks)
     if failed:

@@ -34,6 +34,7 @@ from ..units import format_bytes
 from . import svg
 from .batch_plot import batch_plot
 from .budget_plot import budget_plot
+from .cost import html_section as cost_section
 from .figure import MARGIN, PAGE_WIDTH, PLOT_WIDTH, Baselines, Plot, format_time
 from .findings import (
     Finding,
@@ -333,5 +334,6 @@ def render(entries: Sequence[Entry], baselines: Baselines | None = None,
         warning_html,
         _checks_section(entries),
         _comparisons_section(entries),
+        cost_section(entries),
         "</main></body></html>",
     ]) + "\n"

@@ -80,6 +80,8 @@ def value_text(value: float | None, unit: str) -> str:
         return format_ms(value)
     if unit == "ratio":  # head / base, e.g. a paired latency comparison
         return f"x{value:.3f}"
+    if abs(value) >= 1e4 and float(value).is_integer():  # counts (instructions): exact
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 

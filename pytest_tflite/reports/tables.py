@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..printable import log_line, printable
 from ..results import Check, Comparison, Entry, Measurement
 from ..units import format_bytes, format_ms, format_percent
 from .findings import (
@@ -34,6 +35,8 @@ def format_value(value: float | None, unit: str) -> str:
         return format_ms(value)
     if unit == "ratio":
         return f"x{value:.3f}"
+    if abs(value) >= 1e4 and float(value).is_integer():  # counts (instructions): every digit
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 
@@ -45,11 +48,12 @@ def _difference(value: float, unit: str) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = [list(r) for r in rows]
+    rows = [[printable(str(c)) for c in r] for r in rows]  # names are data (printable.py)
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += [log_line("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+              for row in rows]
     return lines
 
 
@@ -130,7 +134,7 @@ def failure_message(entry: Entry, budget_path: str) -> str:
         "",
         *check_table(entry.checks),
     ]
-    return "\n".join(lines)
+    return "\n".join(log_line(line) for line in lines)  # names are data (printable.py)
 
 
 def _accuracy_cell(entry: Entry) -> str:

@@ -4,7 +4,32 @@ from __future__ import annotations
 
 import random
 
-from pytest_tflite.results import Check, Comparison, DelegateResult, Entry, Latency, Measurement
+from pytest_tflite.results import (
+    Check,
+    Comparison,
+    Cost,
+    CostFunction,
+    DelegateResult,
+    Entry,
+    Latency,
+    Measurement,
+)
+
+# What makes two counts comparable (measure/cost.py writes the real one).
+FINGERPRINT = {"valgrind": "valgrind-3.19.0", "litert": "2.3.0", "glibc": "2.36", "threads": 1,
+               "isa": ["sse4_2", "avx2", "fma"], "inputs": "seed 0"}
+
+
+def cost(instructions: int, functions: dict[str, int] | None = None,
+         fingerprint: dict[str, object] | None = None, cycles: int | None = None) -> Cost:
+    """A count per invoke as callgrind gives it: ``functions`` by their own instructions."""
+    top = [CostFunction(name=name, instructions=count, share=count / instructions)
+           for name, count in (functions or {}).items()]
+    return Cost(instructions, estimated_cycles=cycles or instructions + 2_000_000,
+                l1_misses=20_000, ll_misses=1_500, invokes=1, top_functions=top,
+                formula="Ir + 10 * (I1mr + D1mr + D1mw) + 100 * (ILmr + DLmr + DLmw)",
+                fingerprint=dict(FINGERPRINT if fingerprint is None else fingerprint),
+                symbol="*InterpreterWrapper::Invoke*")
 
 
 def latency(center: float, n: int = 50, seed: int = 0, samples: bool = True) -> Latency:

@@ -42,6 +42,8 @@ DEFS: dict[str, Any] = SCHEMA["$defs"]
 BY_DESIGN = {
     # "0 B", "0.0001 KB", "0.5 B": the size pattern cannot say "a positive whole number of bytes".
     "size": re.compile(r"a size must be (greater than 0|a whole number of bytes|at most)"),
+    # "0k", "0.0000001M", "99999999999G": the count pattern cannot say "a positive whole int64".
+    "count": re.compile(r"a count must be (greater than 0|a whole number|at most)"),
     # "0 ms", "0.0 us", or so many digits that the number is infinite.
     "time": re.compile(r"a time must be (a finite number )?greater than 0"),
     "percent": re.compile(r"a percentage must be finite"),
@@ -433,11 +435,13 @@ def test_generator_reaches_every_key_kind() -> None:
 def test_generator_draws_every_key_kind() -> None:
     DRAWN.clear()
 
-    @hypothesis_settings(150)
+    # 200: the variant's own [regression] table made the schema larger; 150 no longer reached
+    # memory.<delegate>.peak_rss (the draws are derandomized, so this is the same every run).
+    @hypothesis_settings(200)
     @given(DOCUMENTS)
     def draw_only(document: dict[str, Any]) -> None:
         pass
 
     draw_only()
     listed = {key for keys in KEY_KINDS.values() for key in keys}
-    assert listed <= DRAWN, f"150 documents never held {sorted(listed - DRAWN)}"
+    assert listed <= DRAWN, f"200 documents never held {sorted(listed - DRAWN)}"
