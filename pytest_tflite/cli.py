@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .arguments import percentage, positive_float, positive_int, size
-from .errors import TFLiteError
+from .arguments import delegate_list, percentage, positive_float, positive_int, size
+from .errors import TFLiteError, did_you_mean
 from .settings import BUILT_IN
+from .starter import DEFAULT_HEADROOM, DEFAULT_MARGIN, DEFAULT_RUNS, MIN_RUNS
 
 if TYPE_CHECKING:
     from .results import Measurement
@@ -34,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="N,N,...",
                          help="also time each batch size (dimension 0 of every input), e.g. "
                               "1,8,32: latency and latency per sample")
+    measure.add_argument("--cost", action="store_true",
+                         help="also count instructions per invoke under valgrind (xnnpack, "
+                              "builtin, reference): the figures and the top functions")
     check = commands.add_parser("check", help="check a .tflite model against a budget file")
-    check.add_argument("model", type=Path)
+    check.add_argument("model", type=Path, nargs="?", default=None,
+                       help="the .tflite file (default: the budget file's source =)")
     check.add_argument("--budget", type=Path, required=True, help="the budget file (TOML)")
     check.add_argument("--variant", help="the [variants.NAME] section (default: the only one, "
                                          "or 'default')")
@@ -50,10 +54,31 @@ def main(argv: list[str] | None = None) -> int:
                        help="memory cap of each worker run, e.g. \"2 GiB\" (default: this "
                             "machine's or container's memory)")
     check.add_argument("--json", action="store_true", help="print the JSON report entry")
-    init = commands.add_parser("init", help="print a starter budget file from a measurement")
-    _model_arguments(init)
-    init.add_argument("--headroom", default="20%", type=percentage,
-                      help="room above the measured values, e.g. 20%% (the default)")
+    init = commands.add_parser(
+        "init", help="write a starter budget file from measurements",
+        description="Measure MODEL and write a budget file it passes: static figures with "
+                    "--headroom, runtime limits (latency median and p90, arena) from --runs "
+                    "runs in fresh workers as the worst p90 seen x (1 + --margin), and "
+                    "[regression] latency = \"5%\" for runs against a baseline. Peak RSS is "
+                    "left out: it moved by up to 62% between identical runs of one model, far "
+                    "more than the model itself (bench/init_stability.py).")
+    _model_arguments(init, delegate="delegate", default=["xnnpack"])
+    init.add_argument("-o", "--output", type=Path, default=None, metavar="PATH",
+                      help="write the file here (e.g. budgets/NAME.toml; source = is then "
+                           "relative to it); default: print it")
+    init.add_argument("--force", action="store_true", help="overwrite an existing -o file")
+    init.add_argument("--delegates", type=delegate_list, default=None, metavar="A,B",
+                      help="the delegates to write runtime limits for (default: xnnpack), "
+                           "e.g. xnnpack,builtin")
+    init.add_argument("--runs", type=positive_int, default=None, metavar="N",
+                      help=f"runs, each in fresh workers (default and minimum {DEFAULT_RUNS})")
+    init.add_argument("--no-runtime", action="store_true",
+                      help="static budgets only: no delegate is run")
+    init.add_argument("--headroom", default=f"{DEFAULT_HEADROOM:.0%}", type=percentage,
+                      help=f"room beyond the static figures (default {DEFAULT_HEADROOM * 100:.0f}%%)")
+    init.add_argument("--margin", default=f"{DEFAULT_MARGIN:.0%}", type=percentage,
+                      help=f"room above the worst runtime figure seen (default "
+                           f"{DEFAULT_MARGIN * 100:.0f}%%)")
     init.add_argument("--variant", default="default", help="the section to write")
     comment = commands.add_parser(
         "comment", help="post or update the pull-request comment written by --tflite-markdown")
@@ -61,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                          help="the repository, e.g. ${{ github.repository }}")
     comment.add_argument("--pr", required=True, type=positive_int, metavar="N",
                          help="the pull request's number")
+    comment.add_argument("--head-sha", metavar="SHA",
+                         help="post only if the pull request's head is this commit, the one the "
+                              "report is about (in a workflow_run workflow: "
+                              "${{ github.event.workflow_run.head_sha }})")
+    comment.add_argument("--author", default="github-actions[bot]", metavar="LOGIN",
+                         help="update only a marked comment written by this account (default "
+                              "github-actions[bot], who posts with a workflow's GITHUB_TOKEN; "
+                              "@me: the token's own login, for a personal access token)")
     comment.add_argument("--body", required=True, type=Path, metavar="PATH",
                          help="the comment body (starts with <!-- pytest-tflite:ID -->)")
     comment.add_argument("--token-env", default="GITHUB_TOKEN", metavar="NAME",
@@ -90,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
+def _model_arguments(parser: argparse.ArgumentParser, delegate: str = "delegates",
+                     default: list[str] = DEFAULT_DELEGATES) -> None:
     parser.add_argument("model", type=Path)
-    parser.add_argument("--delegate", action="append", dest="delegates", metavar="NAME",
+    parser.add_argument("--delegate", action="append", dest=delegate, metavar="NAME",
                         help=f"measure this delegate (repeatable; default: "
-                             f"{', '.join(DEFAULT_DELEGATES)})")
+                             f"{', '.join(default)})")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help=f"interpreter threads (default {BUILT_IN.threads})")
     parser.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
@@ -132,10 +166,10 @@ def _cli_settings(args: argparse.Namespace) -> tuple[list[str], RuntimeSettings]
     from .runner_config import PREFIX as RUNNER
     from .settings import resolve_runtime
 
-    for name in args.delegates or []:
+    for name in [*(args.delegates or []), *(getattr(args, "delegate", None) or [])]:
         if name not in DELEGATES and not name.startswith("external:"):
-            raise TFLiteError(f"unknown delegate {name!r}; expected one of {', '.join(DELEGATES)} "
-                              f"or external:PATH")
+            raise TFLiteError(f"unknown delegate {name!r}{did_you_mean(name, DELEGATES)}; "
+                              f"expected one of {', '.join(DELEGATES)} or external:PATH")
     settings = resolve_runtime(command_line=_command_line(args),
                                ini=ini_file_layer(args.model.resolve().parent))
     # The ini file's delegates come besides the defaults, as besides a budget's; a runner is
@@ -153,15 +187,64 @@ def _failed_delegates(measurement: Measurement) -> list[str]:
 def _measure(args: argparse.Namespace) -> int:
     from .reports.tables import measurement_lines
 
-    measurement = _measure_model(args.model, *_cli_settings(args))
+    delegates, settings = _cli_settings(args)
+    measurement = _measure_model(args.model, delegates, settings)
+    failed = _count_instructions(args.model, measurement, delegates, settings) if args.cost else []
     if args.json:
         print(json.dumps(measurement.to_json(), indent=2))
     else:
-        print("\n".join(measurement_lines(measurement) + batch_lines(measurement)))
-    failed = _failed_delegates(measurement)
+        print("\n".join(measurement_lines(measurement) + batch_lines(measurement)
+                        + cost_lines(measurement)))
+    failed += _failed_delegates(measurement)
     for line in failed:
         print(f"tflite-budget: error: {args.model}: {line}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _count_instructions(path: Path, measurement: Measurement, delegates: list[str],
+                        settings: RuntimeSettings) -> list[str]:
+    """``--cost``: each countable delegate counted under valgrind into ``delegates[d].cost``;
+    what could not be counted, one line each."""
+    from .measure.cost import COUNTABLE, measure_costs
+    from .measure.memory_cap import limit
+    from .results import DelegateResult
+
+    countable = [d for d in delegates if d in COUNTABLE]
+    if not countable:
+        return [f"--cost: none of {', '.join(delegates)} can be counted (only "
+                f"{', '.join(COUNTABLE)})"]
+    with limit(settings.max_memory):
+        counted = measure_costs(path, countable, settings)
+    failed = []
+    for name, cost in counted.items():
+        found = measurement.delegates.setdefault(name, DelegateResult("ok", threads=1))
+        if isinstance(cost, str):
+            found.cost_error = cost
+            failed.append(f"{name}: no instruction count: {cost}")
+        else:
+            found.cost = cost
+    return failed
+
+
+def cost_lines(measurement: Measurement) -> list[str]:
+    """Per delegate counted: instructions, estimated cycles and cache misses per invoke, and
+    the functions with the most instructions of their own."""
+    from .reports.tables import table
+
+    lines: list[str] = []
+    for name, found in measurement.delegates.items():
+        cost = found.cost
+        if cost is None:
+            continue
+        lines += ["", f"{name} cost per invoke ({cost.invokes} counted after a warm-up, under "
+                      f"valgrind): {cost.instructions:,} instructions, "
+                      f"{cost.estimated_cycles:,} estimated cycles, {cost.l1_misses:,} L1 "
+                      f"misses, {cost.ll_misses:,} LL misses",
+                  f"  estimated cycles = {cost.formula}",
+                  *table(["function (self)", "instructions", "share"],
+                         [[f["name"], f"{f['instructions']:,}", f"{f['share']:.1%}"]
+                          for f in cost.top_functions])]
+    return lines
 
 
 def _batch_sizes(text: str) -> list[int]:
@@ -212,8 +295,13 @@ def _check(args: argparse.Namespace) -> int:
         require_delegates=args.require_delegates, without_data="skip",
         ini=ini_file_layer(args.budget.resolve().parent), command_line=_command_line(args),
         runners=runners)
-    entry = engine.run(TFLiteModel.from_path(args.model, variant=name), budget, name, settings,
-                       test=str(args.model))
+    model = args.model if args.model is not None else _shown(budget.source)
+    if model is None:
+        raise TFLiteError(f"{args.budget}: no model to check: give the .tflite file (tflite-budget "
+                          f"check MODEL --budget {args.budget}), or add source = "
+                          f"\"path/to/model.tflite\" (relative to the budget file) to it")
+    entry = engine.run(TFLiteModel.from_path(model, variant=name), budget, name, settings,
+                       test=str(model))
     if args.json:
         print(json.dumps(entry.to_json(), indent=2))
     else:
@@ -222,72 +310,58 @@ def _check(args: argparse.Namespace) -> int:
     return {"pass": 0, "skip": 0, "fail": 1}.get(entry.verdict, 2)
 
 
+def _shown(path: Path | None) -> Path | None:
+    """A source as messages show it: relative to the current directory when below it."""
+    try:
+        return path.relative_to(Path.cwd()) if path is not None else None
+    except ValueError:
+        return path
+
+
 def _init(args: argparse.Namespace) -> int:
-    factor = 1 + args.headroom
-    measurement = _measure_model(args.model, *_cli_settings(args))
-    failed = _failed_delegates(measurement)
-    if failed:
-        raise TFLiteError(f"{args.model}: cannot write budgets from a failed measurement: "
-                          + "; ".join(failed))
-    print(starter_budget(args.model, measurement, args.variant, factor))
+    from .starter import check_output, measure_runs, starter_budget, write_budget
+
+    runs = DEFAULT_RUNS if args.runs is None else args.runs
+    if runs < MIN_RUNS:
+        raise TFLiteError(f"--runs {runs}: runtime limits need at least {MIN_RUNS} runs to see "
+                          f"the machine's noise; give --runs {MIN_RUNS} or more, or "
+                          f"--no-runtime")
+    if args.delegates and args.delegate:
+        raise TFLiteError("give the delegates once: --delegates A,B (or --delegate A "
+                          "--delegate B), not both")
+    runners = [d for d in args.delegates or [] if d.startswith("runner:")]
+    if runners:
+        raise TFLiteError(f"--delegates {runners[0]}: init runs the plugin's own delegates; a "
+                          f"runner's budgets are written by hand")
+    check_output(args.output, args.force)
+    _, settings = _cli_settings(args)
+    delegates = [] if args.no_runtime else list(args.delegates or args.delegate or ["xnnpack"])
+    found = measure_runs(args.model, delegates, settings, runs)
+    text = starter_budget(args.model, found, output=args.output, variant=args.variant,
+                          headroom=args.headroom, margin=args.margin)
+    if args.output is None:
+        print(text, end="")
+        return 0
+    write_budget(args.output, text, force=args.force)
+    print(f"wrote {args.output}: check it with `pytest {args.output}` or "
+          f"`tflite-budget check --budget {args.output}`")
     return 0
 
 
-def starter_budget(model: Path, measurement: Measurement, variant: str, factor: float) -> str:
-    """A budget file that the measured model passes with ``factor`` headroom."""
-    size = f'{{ max = {_bytes_up(measurement.size_bytes * factor)}, ' \
-           f'max_gzip = {_bytes_up(measurement.gzip_bytes * factor)} }}'
-    lines = [
-        f"# Budgets for {model.name}, from `tflite-budget init` with {factor - 1:.0%} headroom.",
-        f'model = "{model.stem}"',
-        "",
-        f"[variants.{variant}]",
-        f"size = {size}",
-        "",
-        f"[variants.{variant}.memory]",
-        f"planned_arena = {_bytes_up(measurement.planned_arena_bytes * factor)}",
-    ]
-    for name, found in measurement.delegates.items():
-        if found.status != "ok":
-            lines += ["", f"# {name}: {found.status} here ({found.reason[:120]})"]
-            continue
-        key = f'"{name}"' if ":" in name else name
-        memory = [f"{label} = {_bytes_up(value * factor)}"
-                  for label, value in (("arena", found.arena_bytes),
-                                       ("peak_rss", found.peak_rss_bytes)) if value]
-        if memory:
-            lines += ["", f"[variants.{variant}.memory.{key}]", *memory]
-        if found.latency_ms is not None and found.latency_ms.median is not None \
-                and found.latency_ms.p90 is not None:
-            lines += ["", f"[variants.{variant}.latency.{key}]",
-                      f'median = "{_ms_up(found.latency_ms.median * factor)}"',
-                      f'p90 = "{_ms_up(found.latency_ms.p90 * factor)}"']
-        if found.total_nodes and found.partitions and found.delegated_nodes is not None:
-            fraction = math.floor(100 * found.delegated_nodes / found.total_nodes) / 100
-            lines += ["", f"[variants.{variant}.delegation.{key}]",
-                      f"min_fraction = {fraction}", f"max_partitions = {found.partitions}"]
-    return "\n".join(lines)
-
-
-def _bytes_up(value: float) -> str:
-    return str(max(1, math.ceil(value)))
-
-
-def _ms_up(value: float) -> str:
-    # Three significant digits, rounded up, so the measured value stays inside the budget.
-    digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 3
-    step = 10.0 ** -digits
-    return f"{math.ceil(value / step) * step:.{digits}f} ms"
-
-
 def _comment(args: argparse.Namespace) -> int:
-    """Find the pull request's comment carrying the body's marker and update it, or create it.
-    Exit 0 when posted, 2 on a missing token, an unreadable body or an API error."""
+    """Find the pull request's comment carrying the body's marker *and* written by --author,
+    and update it, or create it. With --head-sha, nothing is posted unless the pull request
+    exists and its head is that commit. Exit 0 when posted, 2 on a refused pull request, a
+    missing token, an unreadable body or an API error."""
     import os
 
-    from .github import GitHub, check_repo, post_comment
+    from .github import SELF, GitHub, check_head, check_repo, check_sha, post_comment
 
     check_repo(args.repo)
+    if args.head_sha is not None:
+        check_sha(args.head_sha)
+    if not args.author.strip():
+        raise TFLiteError("--author is empty: give the login that posts the comment, or @me")
     token = os.environ.get(args.token_env, "").strip()
     if not token:
         raise TFLiteError(f"no token: set the environment variable {args.token_env} (in a "
@@ -297,7 +371,21 @@ def _comment(args: argparse.Namespace) -> int:
         body = args.body.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TFLiteError(f"cannot read the comment body {args.body}: {exc}") from None
-    action, found = post_comment(GitHub(token, args.api_url), args.repo, args.pr, body)
+    client = GitHub(token, args.api_url)
+    # The head first: a refused pull request gets no request beyond this one.
+    if args.head_sha is not None:
+        check_head(client, args.repo, args.pr, args.head_sha)
+    author = client.login() if args.author.strip() == SELF else args.author.strip()
+    action, found, ignored = post_comment(client, args.repo, args.pr, body, author)
     print(f"{action} comment {found.get('id')} on {args.repo}#{args.pr}"
           + (f": {found['html_url']}" if found.get("html_url") else ""))
+    if ignored:
+        print(f"ignored {len(ignored)} comment(s) carrying the same marker by "
+              f"{', '.join(sorted(set(ignored)))}: only {author}'s comment is ours")
+    user = found.get("user")
+    poster = user.get("login") if isinstance(user, dict) else None
+    if action == "created" and isinstance(poster, str) and poster.casefold() != author.casefold():
+        print(f"tflite-budget: warning: the comment was posted as {poster}, not {author} "
+              f"(--author): the next run will not find it and will post another; pass "
+              f"--author {poster} (or --author @me)", file=sys.stderr)
     return 0

@@ -120,19 +120,32 @@ def checks_nothing_alone(path: Path, text: str) -> bool:
     return "source" not in data and bool({"model", "variants", "regression", "defaults"} & set(data))
 
 
-def warn_unused_budgets(sourceless: list[Path], named: set[Path], root: Path,
+def warn_unused_budgets(config: pytest.Config, sourceless: list[Path], named: set[Path],
                         marker: str) -> None:
     """An ``UnusedBudgetWarning`` for each budget file without ``source`` that no collected
     marker names (``named``: resolved paths), placed at the file so the summary shows it."""
+    worker = hasattr(config, "workerinput")
     for path in dict.fromkeys(sourceless):
         if path.resolve() in named:
             continue
-        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        shown = path.relative_to(config.rootpath) if path.is_relative_to(config.rootpath) else path
         message = (f"{shown}: this budget file checks nothing in this run: it has no `source` "
                    f"key and no collected test names it in @pytest.mark.{marker}(...). Add "
                    f"source = \"path/to/model.tflite\" (relative to this file) to make it a "
                    f"test by itself (tflite-budget init MODEL -o FILE writes it), or mark a "
                    f"test with @pytest.mark.{marker}({path.stem!r})")
+        if worker:
+            # An xdist worker that raises here (-W error) hangs the run: it is recorded as
+            # pytest records warnings, and xdist hands it to the controller, never escalated.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UnusedBudgetWarning)
+                warnings.warn_explicit(UnusedBudgetWarning(message), UnusedBudgetWarning,
+                                       str(shown), 1)
+            for found in caught:
+                config.hook.pytest_warning_recorded.call_historic(kwargs={
+                    "warning_message": found, "when": "collect", "nodeid": "",
+                    "location": None})
+            continue
         try:
             warnings.warn_explicit(UnusedBudgetWarning(message), UnusedBudgetWarning,
                                    str(shown), 1)

@@ -9,8 +9,7 @@ settings at all (``TFLitePlugin.settings``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +71,10 @@ class TFLitePlugin:
         self.cache_misses = 0
         self.verbose = bool(config.getoption("tflite_verbose")) or config.get_verbosity() >= 2
         self._settings: Settings | None = None
+        # Budget files without source, and those the collected markers name: the difference
+        # checks nothing in this run (warned at the end of collection).
+        self.sourceless: list[Path] = []
+        self.named: set[Path] = set()
 
     # ------------------------------------------------------------ settings
 
@@ -152,22 +155,42 @@ class TFLitePlugin:
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> Any:
         if file_path.suffix != ".toml" or not file_path.is_relative_to(self.budget_dir()):
             return None
-        from .collector import BudgetSourceFile, names_a_source
+        from .collector import BudgetSourceFile, checks_nothing_alone, names_a_source
 
         try:
             text = file_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
         if not names_a_source(text):
+            if checks_nothing_alone(file_path, text):
+                self.sourceless.append(file_path)
             return None
         return BudgetSourceFile.from_parent(parent, path=file_path, plugin=self)
+
+    @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: a deselected test still uses it
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            marker = item.get_closest_marker(MARKER)
+            if marker is not None and len(marker.args) == 1 and isinstance(marker.args[0], str):
+                self.named.add(self.budget_path(marker.args[0]).resolve())
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Warn of budget files that check nothing, once: under xdist every worker collects
+        the same files, so the first worker alone speaks (the controller collects nothing)."""
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is not None and workerinput.get("workerid") != "gw0":
+            return
+        from .collector import warn_unused_budgets
+
+        warn_unused_budgets(session.config, self.sourceless, self.named, MARKER)
 
     def load_budget(self, path: Path) -> Any:
         if path not in self.budgets:
             from .budget import load
 
             try:
-                self.budgets[path] = load(path, self.settings().runners)
+                self.budgets[path] = load(path, self.settings().runners,
+                                          root=self.config.rootpath)
             except BudgetFileError as exc:
                 self.budgets[path] = exc
         found = self.budgets[path]
@@ -185,14 +208,25 @@ class TFLitePlugin:
                         f"e.g. @pytest.mark.{MARKER}('digits_cnn')", pytrace=False)
         try:
             item.stash[BUDGET_KEY] = self.load_budget(self.budget_path(marker.args[0]))
+            return
         except (BudgetFileError, pytest.UsageError) as exc:  # a bad file, or runner table
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+        # Outside the except block: failing inside it would print the message twice, chained.
+        pytest.fail(problem, pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.failed and call.excinfo is not None:
+            from .failures import short_failure
+
+            report.longrepr = short_failure(item, call.excinfo) or report.longrepr
+        if item.get_closest_marker(MARKER) or "tflite_convert" in getattr(item, "fixturenames", ()):
+            from .failures import without_start_up_noise
+
+            report.sections = without_start_up_noise(report.sections)
         if report.when == "call" and report.passed and item.get_closest_marker(MARKER):
             checker = item.stash.get(CHECKER_KEY, None)
             if checker is None or not checker.entries:
@@ -230,6 +264,7 @@ class TFLitePlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.entries or self.written or self.cache_hits or self.cache_misses):
             return  # nothing to say: spare a suite that never checked a model the import
+        from .printable import log_line
         from .reports.tables import summary_lines
 
         lines = summary_lines(self.entries, self.cache_hits, self.cache_misses)
@@ -237,7 +272,7 @@ class TFLitePlugin:
             return
         terminalreporter.write_sep("-", "tflite budgets")
         for line in [*lines, *self.written]:
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(log_line(line))  # names are data: no ESC, no ::command
 
     def report_options(self) -> Any:
         """Where this run's reports go (paths relative to the invocation directory)."""
@@ -306,16 +341,17 @@ def tflite_budget(request: pytest.FixtureRequest) -> BudgetChecker:
     return checker
 
 
-@contextmanager
-def _heavy_work(plugin: TFLitePlugin) -> Iterator[None]:
+def _heavy_work(plugin: TFLitePlugin, work: Callable[[], Any]) -> Any:
     """Conversion and fine-tuning: side by side with each other, never while a worker times a
-    model; a TFLiteError surfaces as its message, without the converter's frames around it."""
+    model; a TFLiteError surfaces as its message, without the converter's frames around it.
+    A function, not a context manager: re-raised from a generator, the error would carry
+    ``contextlib.__exit__``'s frame into the user's report."""
     __tracebackhide__ = True
     from .measure.lock import shared, wait_limit
 
     try:
         with shared(plugin.settings().lock_file, wait_limit(plugin.settings().runtime().timeout)):
-            yield
+            return work()
     except TFLiteError as exc:
         raise type(exc)(str(exc)).with_traceback(None) from None
 
@@ -333,7 +369,7 @@ def tflite_convert(
 ) -> Generator[Callable[..., Any], None, None]:
     """``tflite_convert(source, recipe=..., representative_data=..., variant=...)``: a TFLiteModel.
 
-    Same arguments as ``pytest_tflite.convert``; conversions are cached (see the README).
+    Same arguments as ``pytest_tflite.convert``; conversions are cached (docs/cache.md).
     """
     from .conversion.cache.storage import CacheStats
 
@@ -349,10 +385,15 @@ def tflite_convert(
         from .measure.memory_cap import limit
 
         runtime = plugin.settings().runtime()
-        with _heavy_work(plugin), limit(runtime.max_memory):
-            kwargs.setdefault("timeout", runtime.timeout)
-            return run_conversion(source, recipe, representative_data, cache=cache, stats=stats,
-                                  output_dir=output_dir, quiet=not plugin.verbose, **kwargs)
+        kwargs.setdefault("timeout", runtime.timeout)
+
+        def work() -> Any:
+            with limit(runtime.max_memory):
+                return run_conversion(source, recipe, representative_data, cache=cache,
+                                      stats=stats, output_dir=output_dir,
+                                      quiet=not plugin.verbose, **kwargs)
+
+        return _heavy_work(plugin, work)
 
     yield convert
     _record_cache_use(request, stats)
@@ -375,8 +416,8 @@ def tflite_prune(request: pytest.FixtureRequest) -> Generator[Callable[..., Any]
         __tracebackhide__ = True
         from .optimize.cached import cached_prune
 
-        with _heavy_work(plugin):
-            return cached_prune(cache, model, target_sparsity, fine_tune, stats=stats, **options)
+        return _heavy_work(plugin, lambda: cached_prune(cache, model, target_sparsity, fine_tune,
+                                                        stats=stats, **options))
 
     yield prune
     _record_cache_use(request, stats)

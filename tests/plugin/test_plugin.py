@@ -434,5 +434,6 @@ def test_a_budget_file_with_a_source_is_a_test_per_variant(pytester, tiny_tflite
         "*size.max*+1 B (+*",
         "*budgets/broken.toml: invalid TOML*",
     ])
-    assert "plain.toml" not in result.stdout.str()  # no source: not a test
+    assert "plain.toml::" not in result.stdout.str()  # no source: not a test
+    assert "budgets/plain.toml:1: UnusedBudgetWarning" in result.stdout.str()  # ...and named
     assert "Traceback" not in result.stdout.str()
