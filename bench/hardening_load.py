@@ -265,17 +265,21 @@ def check_reports(folder: Path, expected: dict[str, dict[str, Any]], output: str
         if junit[test] != 1:
             problems.append(f"JUnit: {test} appears {junit[test]} times")
 
-    # Markdown: every (model, metric, verdict) row once, and the counts line.
+    # Markdown: one row per model variant and figure, naming each check it shows as the first
+    # word of a "·"-separated limit ("size.max 48.0 KiB", "metric: reason"); each figure here
+    # is read by one key, so every (model, metric, verdict) appears once, and the counts line.
     markdown = (folder / "comment.md").read_text()
     verdict_words = ("pass", "fail", "error", "skip")
     rows: Counter[tuple[str, str, str]] = Counter()
     for line in markdown.splitlines():
         # Cells escape "_" and "|" with a backslash; model names and metrics hold no pipe.
         cells = [c.strip().replace("\\", "") for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 7 and re.fullmatch(r"m_\d+", cells[0]):
-            verdict = cells[6].split()[-1] if cells[6].split() else ""
+        if len(cells) >= 5 and re.fullmatch(r"m_\d+( \[.*\])?", cells[0]):
+            verdict = cells[4].split()[-1] if cells[4].split() else ""
             if verdict in verdict_words:
-                rows[(cells[0], cells[2], verdict)] += 1
+                for limit in cells[3].split(" · "):
+                    metric = limit.split()[0].rstrip(":") if limit.split() else ""
+                    rows[(cells[0].split()[0], metric, verdict)] += 1
     left_out = re.search(r"([\d,]+) of [\d,]+ rows left out", markdown)
     if rows != json_checks and not left_out:
         missing = json_checks - rows
