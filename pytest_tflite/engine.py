@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .budget import Budget, Variant
 from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
-from .regressions import NO_BASELINE, tolerances
+from .regressions import NO_BASELINE, keep_baseline_costs, tolerances
 from .results import (
     Accuracy,
     CrossFidelity,
@@ -87,6 +87,7 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
     saved, no_baseline, warnings = _baseline_of(budget, variant_name, settings)
     if saved is not None:
         _compare_latency(model, saved, budget, variant, measurement, settings)
+        keep_baseline_costs(measurement, saved.entry.measurement)
     checks = judge(measurement, variant, budget.spec.regression, settings.context(no_baseline),
                    baseline=saved.entry.measurement if saved is not None else None)
     # budget_path: the ratchet (--tflite-update-budgets) rewrites the file each entry was
@@ -145,8 +146,10 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
     with limit(runtime.max_memory) as cap:
         refused = over_cap(str(model.path), measurement.planned_arena_bytes, cap)
         if refused is None:
-            return _measure_running(model, variant, settings, runtime, measurement, evaluation,
-                                    sample, budget.path)
+            measurement = _measure_running(model, variant, settings, runtime, measurement,
+                                           evaluation, sample, budget.path)
+            _count_instructions(model, budget, variant, settings, runtime, measurement, sample)
+            return measurement
     # The cap is this machine's: a runner (a phone, a device farm) still measures the model.
     measurement.refused = refused
     wanted = _delegates_wanted(variant, settings, runtime)
@@ -186,6 +189,49 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
                                                   lock_file=settings.lock_file, sample=sample)
     measurement.delegates.update(_run_runners(model, runners, settings, runtime, budget_path))
     return measurement
+
+
+def cost_delegates(budget: Budget, variant: Variant, settings: Settings,
+                   runtime: RuntimeSettings) -> list[str]:
+    """The delegates counted under valgrind: each one a ``cost.<d>.*`` key names, and, when
+    ``[regression]`` has ``instructions`` or ``estimated_cycles``, every measured delegate that
+    can be counted (xnnpack when none is)."""
+    from .measure.cost import COUNTABLE
+
+    if settings.runtime_off:
+        return []
+    named = list(getattr(variant, "cost", None) or {})
+    regression = tolerances(budget.spec.regression, variant.regression)
+    if any(getattr(regression, key, None) is not None
+           for key in ("instructions", "estimated_cycles")):
+        measured = [d for d in _delegates_wanted(variant, settings, runtime) if d in COUNTABLE]
+        named += measured or ["xnnpack"]
+    wanted = list(dict.fromkeys(named))
+    if settings.delegate_filter is not None:
+        wanted = [d for d in wanted if d in settings.delegate_filter]
+    return wanted
+
+
+def _count_instructions(model: TFLiteModel, budget: Budget, variant: Variant, settings: Settings,
+                        runtime: RuntimeSettings, measurement: Measurement, sample: Any) -> None:
+    """``delegates[d].cost`` for each of ``cost_delegates``, or ``cost_error`` saying why not
+    (valgrind missing: ``CostUnavailable.is_missing``; a crash or a missing symbol otherwise).
+    Each count holds the timing lock, as a latency measurement does."""
+    wanted = cost_delegates(budget, variant, settings, runtime)
+    if not wanted:
+        return
+    from .measure.cost import measure_costs
+
+    counted = measure_costs(model.path, wanted, runtime, lock_file=settings.lock_file,
+                            sample=sample)
+    for name, cost in counted.items():
+        found = measurement.delegates.get(name)
+        if found is None:  # counted only: no latency or memory was asked of it
+            found = measurement.delegates[name] = DelegateResult("ok", threads=1)
+        if isinstance(cost, str):
+            found.cost_error = cost
+        else:
+            found.cost = cost
 
 
 def _run_runners(model: TFLiteModel, runners: list[str], settings: Settings,

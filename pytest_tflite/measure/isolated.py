@@ -158,7 +158,9 @@ def worker_command() -> list[str]:
 
 
 def call_worker(arguments: list[str], timeout: float,
-                memory_cap: int | None = None, *, module: str | None = None) -> dict[str, Any]:
+                memory_cap: int | None = None, *, module: str | None = None,
+                wrapper: list[str] | None = None,
+                environment: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one worker command and return its result; anything else raises WorkerFailed, except
     LiteRT failing to import in the worker: LiteRTMissingError, an environment error.
 
@@ -167,14 +169,16 @@ def call_worker(arguments: list[str], timeout: float,
     timeout, Ctrl-C or any other exception here, the whole group is killed before this returns.
     ``module``: another worker-like entry run as ``python -m MODULE`` (None: the measurement
     worker); it must call ``lifetime.bind_to_parent`` and ``apply_memory_cap`` first and print
-    the same one JSON line last.
+    the same one JSON line last. ``wrapper``: a command the worker runs under (valgrind, for
+    measure/cost.py), in the same process group and under the same cap; ``environment``:
+    variables added to the worker's.
     """
     from .memory_cap import gib, resolve
 
     cap = resolve(memory_cap)
     entry = worker_command() if module is None else [sys.executable, "-m", module]
-    command = [*entry, *arguments]
-    env = worker_environment()
+    command = [*(wrapper or []), *entry, *arguments]
+    env = {**worker_environment(), **(environment or {})}
     env[PARENT_VARIABLE] = str(os.getpid())
     if cap is not None:
         env[CAP_VARIABLE] = str(cap)

@@ -12,6 +12,9 @@ with the float reference's (see layers.py).
 invoke, latency, CPU time, arena, peak RSS, delegation coverage; then, with ``batch_sizes`` in
 the settings, the latency at each batch size (one runner each, after every batch-1 figure).
 
+``count MODEL DELEGATE SETTINGS_JSON`` invokes the model a fixed number of times, one thread,
+for callgrind to count the instructions (run under valgrind by measure/cost.py).
+
 ``compare CANDIDATE BASELINE DELEGATE SETTINGS_JSON`` times both models in this one process, in
 alternating blocks, and reports the latency ratio candidate/baseline with its interval (see
 compare.py).
@@ -235,6 +238,67 @@ def measure(model_path: str, delegate: str, settings_json: str) -> dict[str, Any
     return result
 
 
+def count(model_path: str, delegate: str, settings_json: str) -> dict[str, Any]:
+    """Invoke the model a fixed number of times for callgrind to count (measure/cost.py runs
+    this process under valgrind): ``warmup`` invokes, then ``invokes`` counted ones, one thread,
+    never for a time (an invoke runs ~1,700x slower under valgrind). The parent tells the
+    invokes apart by the dump callgrind writes before each. Also reports what makes two counts
+    comparable, seen from inside valgrind: the ISA its CPU emulation exposes (numpy reads it
+    with cpuid at import), LiteRT's and glibc's versions and the inputs fed."""
+    import hashlib
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy as np
+
+    from .delegates import ModelRejected, open_runner
+    from .protocol import random_inputs
+
+    settings = json.loads(settings_json)
+    runner = open_runner(model_path, delegate, 1, settings.get("input_shapes") or {})
+    if settings.get("sample_path"):
+        inputs = _sample_inputs(settings["sample_path"], runner.inputs)
+        fed = "sample"
+    else:
+        seed = int(settings.get("seed") or 0)
+        inputs = random_inputs(runner.inputs, seed)
+        fed = f"random (seed {seed})"
+    digest = hashlib.sha256()
+    for array in inputs:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    try:
+        runner.set_inputs(inputs)
+        for _ in range(int(settings["warmup"]) + int(settings["invokes"])):
+            runner.invoke()
+    except (RuntimeError, ValueError) as exc:
+        raise ModelRejected(f"the interpreter failed running the model (corrupt or invalid): "
+                            f"{' '.join(str(exc).split())[:500]}") from None
+    try:
+        litert = version("ai-edge-litert")
+    except PackageNotFoundError:
+        litert = "unknown"
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION") or "unknown"
+    except (ValueError, OSError, AttributeError):
+        glibc = "unknown"
+    return {"status": "ok", "reason": "", "inputs": fed, "inputs_sha256": digest.hexdigest()[:16],
+            "warmup": int(settings["warmup"]), "invokes": int(settings["invokes"]),
+            "litert": litert, "glibc": glibc, "isa": _cpu_features()}
+
+
+def _cpu_features() -> list[str]:
+    """The CPU features numpy found with cpuid in this process: under valgrind, what its
+    emulated CPU exposes (no AVX-512), not the host's /proc/cpuinfo."""
+    import importlib
+
+    try:
+        umath = importlib.import_module("numpy._core._multiarray_umath")
+    except ImportError:  # numpy 1.x
+        umath = importlib.import_module("numpy.core._multiarray_umath")
+    features: dict[str, bool] = getattr(umath, "__cpu_features__", {})
+    return sorted(name for name, present in features.items() if present)
+
+
 def _measure_batch(model_path: str, delegate: str, threads: int, settings: dict[str, Any],
                    batch_one: list[Any], batch: int) -> dict[str, Any]:
     """``delegates[d].batches[i]``: the model with dimension 0 of every input resized to
@@ -299,13 +363,16 @@ def main(argv: list[str]) -> int:
             outcome = {"ok": True, "result": layers(*argv[1:])}
         elif argv[:1] == ["measure"] and len(argv) == 4:
             outcome = {"ok": True, "result": measure(*argv[1:])}
+        elif argv[:1] == ["count"] and len(argv) == 4:
+            outcome = {"ok": True, "result": count(*argv[1:])}
         elif argv[:1] == ["compare"] and len(argv) == 5:
             from .compare import compare
 
             outcome = {"ok": True, "result": compare(argv[1], argv[2], argv[3], json.loads(argv[4]))}
         else:
             raise ValueError(f"usage: worker run MODEL INPUTS OUTPUTS | measure MODEL DELEGATE "
-                             f"SETTINGS | compare CANDIDATE BASELINE DELEGATE SETTINGS (got {argv})")
+                             f"SETTINGS | count MODEL DELEGATE SETTINGS | compare CANDIDATE BASELINE "
+                             f"DELEGATE SETTINGS (got {argv})")
     except DelegateUnavailable as exc:
         outcome = {"ok": True, "result": {"status": "unavailable", "reason": str(exc)}}
     except ModelUnsupported as exc:
