@@ -87,6 +87,7 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
     saved, no_baseline, warnings = _baseline_of(budget, variant_name, settings)
     if saved is not None:
         _compare_latency(model, saved, budget, variant, measurement, settings)
+        _recount_baseline(saved, budget, variant, measurement, settings, sample)
         keep_baseline_costs(measurement, saved.entry.measurement)
     checks = judge(measurement, variant, budget.spec.regression, settings.context(no_baseline),
                    baseline=saved.entry.measurement if saved is not None else None)
@@ -232,6 +233,32 @@ def _count_instructions(model: TFLiteModel, budget: Budget, variant: Variant, se
             found.cost_error = cost
         else:
             found.cost = cost
+
+
+def _recount_baseline(saved: BaselineEntry, budget: Budget, variant: Variant,
+                      measurement: Measurement, settings: Settings, sample: Any) -> None:
+    """Count the baseline's .tflite again in this job, for each delegate counted here whose
+    stored baseline count is missing or was counted differently (another valgrind, LiteRT,
+    glibc, ISA, cache or input): ``baseline_cost``, which ``[regression]`` then compares."""
+    regression = tolerances(budget.spec.regression, variant.regression)
+    if saved.tflite is None or not any(getattr(regression, key, None) is not None
+                                       for key in ("instructions", "estimated_cycles")):
+        return
+    stale = []
+    for name, found in measurement.delegates.items():
+        stored = saved.entry.measurement.delegates.get(name)
+        base = stored.cost if stored is not None else None
+        if found.cost is not None and (base is None or base.fingerprint != found.cost.fingerprint):
+            stale.append(name)
+    if not stale:
+        return
+    from .measure.cost import measure_costs
+
+    runtime = runtime_settings(budget, variant, settings)
+    for name, cost in measure_costs(saved.tflite, stale, runtime, lock_file=settings.lock_file,
+                                    sample=sample).items():
+        if not isinstance(cost, str):  # a failed re-count leaves the check's skip saying why
+            measurement.delegates[name].baseline_cost = cost
 
 
 def _run_runners(model: TFLiteModel, runners: list[str], settings: Settings,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,3 +299,53 @@ def test_the_json_keeps_both_counts_and_their_functions(tmp_path: Path) -> None:
     again = Entry.from_json(entry.to_json()).measurement.delegates["xnnpack"]
     assert again.baseline_cost == entry.measurement.delegates["xnnpack"].baseline_cost
 
+
+
+def test_a_baseline_counted_elsewhere_is_counted_again_in_this_job(tmp_path: Path,
+                                                                    monkeypatch: Any) -> None:
+    """The stored count has another fingerprint (another valgrind, say): the engine counts the
+    baseline's .tflite again, with the head's inputs, and the regression compares those two
+    counts: 15,569,455 -> 15,650,416 is +0.52%, past "0.5%"."""
+    from pytest_tflite import engine
+    from pytest_tflite.baseline import BaselineEntry
+    from pytest_tflite.budget import load
+    from pytest_tflite.measure import cost as cost_module
+    from pytest_tflite.results import DelegateResult, Entry, Measurement
+    from pytest_tflite.verdicts import Context, judge
+    from tests.helpers.entries import cost
+
+    path = tmp_path / "m.toml"
+    path.write_text('[regression]\ninstructions = "0.5%"\n\n[variants.default.cost.xnnpack]\n'
+                    'instructions = "20M"\n')
+    budget = load(path)
+    variant = budget.variant("default")
+    elsewhere = cost(15_000_000, fingerprint={"valgrind": "valgrind-3.22.0"})
+    head = Measurement(size_bytes=1, gzip_bytes=1, ops={}, subgraphs=[], planned_arena_bytes=0,
+                       inputs=[], outputs=[], sparsity=0.0, sparsity_layers=[],
+                       delegates={"xnnpack": DelegateResult("ok", cost=cost(15_650_416))})
+    stored = Measurement(size_bytes=1, gzip_bytes=1, ops={}, subgraphs=[], planned_arena_bytes=0,
+                         inputs=[], outputs=[], sparsity=0.0, sparsity_layers=[],
+                         delegates={"xnnpack": DelegateResult("ok", cost=elsewhere)})
+    saved = BaselineEntry(Entry("t", "m", "default", "default", stored, []),
+                          tmp_path / "base.tflite")
+    asked: list[tuple[Path, list[str], object]] = []
+
+    def recount(model_path: Path, delegates: list[str], settings: object, *,
+                lock_file: object = None, sample: object = None) -> dict[str, object]:
+        asked.append((model_path, list(delegates), sample))
+        return {"xnnpack": cost(15_569_455)}
+
+    monkeypatch.setattr(cost_module, "measure_costs", recount)
+    engine._recount_baseline(saved, budget, variant, head, engine.Settings(), sample="the sample")
+    assert asked == [(tmp_path / "base.tflite", ["xnnpack"], "the sample")]
+    checks: dict[str, Check] = {c.metric: c for c in judge(head, variant, budget.spec.regression,
+                                                            Context(), baseline=stored)}
+    found = checks["regression.instructions.xnnpack"]
+    assert (found.verdict, found.baseline, found.delta) == ("fail", 15_569_455, 80_961)
+
+    # With the stored count already comparable, nothing is counted again.
+    asked.clear()
+    head.delegates["xnnpack"].baseline_cost = None
+    stored.delegates["xnnpack"].cost = cost(15_569_455)
+    engine._recount_baseline(saved, budget, variant, head, engine.Settings(), sample=None)
+    assert asked == []
