@@ -169,6 +169,8 @@ class TFLitePlugin:
 
     @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: a deselected test still uses it
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if not self.sourceless:  # nothing to warn about: spare a suite that uses no budget
+            return
         for item in items:
             marker = item.get_closest_marker(MARKER)
             if marker is not None and len(marker.args) == 1 and isinstance(marker.args[0], str):
@@ -178,7 +180,8 @@ class TFLitePlugin:
         """Warn of budget files that check nothing, once: under xdist every worker collects
         the same files, so the first worker alone speaks (the controller collects nothing)."""
         workerinput = getattr(self.config, "workerinput", None)
-        if workerinput is not None and workerinput.get("workerid") != "gw0":
+        if not self.sourceless or (workerinput is not None
+                                   and workerinput.get("workerid") != "gw0"):
             return
         from .collector import warn_unused_budgets
 
@@ -223,7 +226,8 @@ class TFLitePlugin:
             from .failures import short_failure
 
             report.longrepr = short_failure(item, call.excinfo) or report.longrepr
-        if item.get_closest_marker(MARKER) or "tflite_convert" in getattr(item, "fixturenames", ()):
+        if report.sections and (item.get_closest_marker(MARKER)
+                                or "tflite_convert" in getattr(item, "fixturenames", ())):
             from .failures import without_start_up_noise
 
             report.sections = without_start_up_noise(report.sections)
