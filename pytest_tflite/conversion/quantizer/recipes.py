@@ -19,7 +19,7 @@ from typing import Any
 from ...errors import ConversionError, SanityError
 
 PREFIX = "litert_quantizer:"
-# Short names, in the README's recipe table, for the real functions of litert_quantizer.recipe.
+# Short names, in the recipe table of docs/converting.md, for the real functions of litert_quantizer.recipe.
 SHORT_NAMES: dict[str, str] = {
     "lq_wi8": "weight_only_wi8_afp32",
     "lq_wi4": "weight_only_wi4_afp32",
