@@ -82,6 +82,7 @@ def test_json_report_holds_one_entry_per_checked_variant(project):
     assert entries["tight"]["checks"] == [{
         "metric": "size.max", "measured": entries["tight"]["size_bytes"], "budget": 100,
         "verdict": "fail", "unit": "bytes", "reason": "", "baseline": None, "delta": None,
+        "tolerance_from": "",
     }]
     assert [c["verdict"] for c in entries["float32"]["checks"]] == ["pass", "pass"]
 

