@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -397,12 +398,14 @@ class BudgetFile(Strict):
     variants: dict[str, Variant] = Field(default_factory=dict)
     regression: Regression | None = None
 
-    @model_validator(mode="after")
-    def _opt_outs_say_why(self) -> BudgetFile:
-        if self.allow_outside_rootdir is not None and not self.allow_outside_rootdir.strip():
-            raise ValueError("allow_outside_rootdir: say why the paths may be outside the "
-                             "project, e.g. \"the shared model store on the lab machines\"")
-        return self
+    @field_validator("allow_outside_rootdir")
+    @classmethod
+    def _opt_outs_say_why(cls, reason: str | None) -> str | None:
+        # A field validator, so the error names the key (a model validator says "top level").
+        if reason is not None and not reason.strip():
+            raise ValueError("say why the paths may be outside the project, e.g. "
+                             "\"the shared model store on the lab machines\"")
+        return reason
 
     @model_validator(mode="after")
     def _per_sample_batches_are_measured(self) -> BudgetFile:
