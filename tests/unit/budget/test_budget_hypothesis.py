@@ -211,8 +211,16 @@ def load_text(text: str, name: str = "digits_cnn.toml") -> Iterator[tuple[Path, 
         yield path, lambda: load(path)
 
 
-def error_locations(message: str) -> list[str]:
-    return [match.group(1) for match in re.finditer(r"^  (.+?): ", message, re.MULTILINE)]
+def error_locations(message: str, file: Path | None = None) -> list[str]:
+    """The key paths an error names: one per "  KEY: reason" line of a schema error, or the one
+    of a refusal made after validation, written on one line as "FILE: KEY: reason"."""
+    found = [match.group(1) for match in re.finditer(r"^  (.+?): ", message, re.MULTILINE)]
+    prefix = f"{file}: "
+    if file is not None and message.startswith(prefix) and "\n" not in message:
+        rest = message[len(prefix):]
+        if ": " in rest:
+            found.append(rest.split(": ", 1)[0])
+    return found
 
 
 def check_valid_document_loads(document: dict[str, Any]) -> None:
@@ -321,7 +329,7 @@ def check_near_miss_is_a_budget_error(case: tuple[dict[str, Any], tuple[str, ...
         except BudgetFileError as exc:
             message = str(exc)
             assert str(file) in message, message
-            locations = error_locations(message)
+            locations = error_locations(message, file)
             wrong = key_path(path)
             assert any(loc == "(top level)" or wrong.startswith(loc) or loc.startswith(wrong)
                        for loc in locations), f"no key path near {wrong!r} in:\n{message}"
@@ -445,3 +453,11 @@ def test_generator_draws_every_key_kind() -> None:
     draw_only()
     listed = {key for keys in KEY_KINDS.values() for key in keys}
     assert listed <= DRAWN, f"200 documents never held {sorted(listed - DRAWN)}"
+
+
+def test_a_refusal_after_validation_names_its_key_for_the_near_miss_property() -> None:
+    """Found by bench/hardening_hypothesis.py: a control character in allow_outside_rootdir is
+    refused after validation, on one line ("FILE: allow_outside_rootdir: the value ..."); the
+    property reads that key path too."""
+    document = {"unsafe_source": True, "allow_outside_rootdir": "\x9e\x9dB", "variants": {}}
+    check_near_miss_is_a_budget_error((document, ("allow_outside_rootdir",)))
