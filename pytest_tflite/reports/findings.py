@@ -389,6 +389,38 @@ def ratchet_command(entry: Entry, flags: str) -> str:
     return f"pytest{test} {flags}"
 
 
+@dataclass(frozen=True)
+class Fix:
+    """Where to change a finding's broken limits, for every report to format its own way."""
+
+    file: str  # the budget file as a reviewer finds it; "" when not recorded
+    places: list[str]  # "[variants.int8] size.max", "[regression] size"
+    raised: list[str]  # the limits the ratchet's command raises
+    command: str  # that command; "" when the ratchet cannot accept the change
+
+    def where(self) -> str:
+        """``budgets/x.toml [variants.int8] size.max, [regression] size``."""
+        return " ".join(x for x in (self.file, ", ".join(self.places)) if x)
+
+    def ratchet(self) -> str:
+        """``the ratchet raises size.max: pytest …``; "" when it cannot accept the change."""
+        return f"the ratchet raises {', '.join(self.raised)}: {self.command}" if self.command else ""
+
+    def plain(self) -> str:
+        return "; ".join(x for x in (self.where(), self.ratchet()) if x)
+
+
+def fix_for(finding: Finding) -> Fix | None:
+    """The finding's ``Fix``; None when it broke no limit."""
+    entry = finding.entry
+    places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
+    if not places:
+        return None
+    flags = ratchet_flags(finding.broken)
+    return Fix(budget_file(entry), places, ratcheted(finding.broken) if flags else [],
+               ratchet_command(entry, flags) if flags else "")
+
+
 # ---------------------------------------------------------------- the headline
 
 

@@ -38,14 +38,10 @@ from .cost import html_section as cost_section
 from .figure import MARGIN, PAGE_WIDTH, PLOT_WIDTH, Baselines, Plot, format_time
 from .findings import (
     Finding,
-    budget_file,
     change_text,
+    fix_for,
     limit_text,
     ordered,
-    place,
-    ratchet_command,
-    ratchet_flags,
-    ratcheted,
 )
 from .latency_plot import latency_plot
 from .markdown import counts_line
@@ -159,21 +155,6 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _where(finding: Finding) -> str:
-    """The budget file, table and key to change, and the ratchet's command where it can accept
-    the change: what the PR comment's last column says, as plain text."""
-    entry = finding.entry
-    places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
-    if not places:
-        return ""
-    text = " ".join(x for x in (budget_file(entry), ", ".join(places)) if x)
-    flags = ratchet_flags(finding.broken)
-    if flags:
-        text += f"; the ratchet raises {', '.join(ratcheted(finding.broken))}: " \
-                f"{ratchet_command(entry, flags)}"
-    return text
-
-
 def _checks_section(entries: Sequence[Entry]) -> str:
     """One row per model variant and measured figure, as in the PR comment: its change in its
     own unit, every limit it broke, and where to change them. Passing figures fold; the JSON
@@ -194,7 +175,9 @@ def _checks_section(entries: Sequence[Entry]) -> str:
     columns = ["model", "variant", "figure", "base → head", "limits", "verdict"]
     html = "<h2>Checks: one row per variant and figure</h2>"
     if bad:
-        html += _table([*columns, "where to change"], [[*cells(f), _where(f)] for f in bad],
+        fixes = [fix_for(f) for f in bad]
+        html += _table([*columns, "where to change"],
+                       [[*cells(f), fix.plain() if fix else ""] for f, fix in zip(bad, fixes)],
                        set(), [f"verdict-{f.verdict}" for f in bad])
     else:
         html += "<p>No check failed.</p>"

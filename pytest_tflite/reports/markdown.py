@@ -22,16 +22,12 @@ from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes, format_ms
 from .findings import (
     Finding,
-    budget_file,
     change_text,
+    fix_for,
     headline,
     interval_text,
     limit_text,
     ordered,
-    place,
-    ratchet_command,
-    ratchet_flags,
-    ratcheted,
     time_text,
 )
 from .tables import comparisons, entry_warnings, format_delta
@@ -218,16 +214,13 @@ def _code(text: str) -> str:
 def fix_cell(finding: Finding) -> str:
     """Where to change each broken limit: the file, its table and key; then the ratchet's
     command where it can accept the change (never for ``regression.*``)."""
-    entry = finding.entry
-    places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
-    if not places:
+    fix = fix_for(finding)
+    if fix is None:
         return ""
-    where = (f"{budget_file(entry)} " if entry.budget_path else "") + places[0]
-    text = ", ".join([_code(where), *(_code(p) for p in places[1:])])
-    flags = ratchet_flags(finding.broken)
-    if flags:
-        raised = ", ".join(ratcheted(finding.broken))
-        text += f"; the ratchet raises {cell(raised)}: {_code(ratchet_command(entry, flags))}"
+    first = " ".join(x for x in (fix.file, fix.places[0]) if x)
+    text = ", ".join([_code(first), *(_code(p) for p in fix.places[1:])])
+    if fix.command:
+        text += f"; the ratchet raises {cell(', '.join(fix.raised))}: {_code(fix.command)}"
     return text
 
 

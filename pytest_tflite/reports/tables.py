@@ -12,16 +12,12 @@ from ..printable import log_line, printable
 from ..results import Check, Comparison, Entry, Measurement
 from ..units import format_bytes, format_ms, format_percent
 from .findings import (
-    budget_file,
     change_text,
+    fix_for,
     headline,
     interval_text,
     limit_text,
     ordered,
-    place,
-    ratchet_command,
-    ratchet_flags,
-    ratcheted,
     time_text,
 )
 
@@ -209,13 +205,9 @@ def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]
         broke = ", ".join(dict.fromkeys(limit_text(finding, c) for c in finding.broken))
         lines.append(f"  {entry.model} [{entry.variant}] {finding.label}: "
                      f"{change_text(finding)}; {finding.verdict}: {broke}")
-        places = list(dict.fromkeys(place(entry, c) for c in finding.broken))
-        where = (f"{budget_file(entry)} " if entry.budget_path else "") + ", ".join(places)
-        lines.append(f"      change: {where}")
-        flags = ratchet_flags(finding.broken)
-        if flags:
-            lines.append(f"      the ratchet raises {', '.join(ratcheted(finding.broken))}: "
-                         f"{ratchet_command(entry, flags)}")
+        fix = fix_for(finding)
+        if fix is not None:
+            lines += [f"      change: {fix.where()}", *([f"      {fix.ratchet()}"] if fix.command else [])]
     # Those that failed are on their line above already.
     compared = [t for t in comparisons(entries) if (id(t[0]), t[1]) not in failed_latency]
     if compared:
