@@ -14,7 +14,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from ..keys import KEYS, Key
@@ -325,19 +324,6 @@ def limit_text(finding: Finding, check: Check) -> str:
     return f"{check.metric} {value_text(finding, check.budget)}"
 
 
-@cache
-def _own_regression_tables(path: str) -> frozenset[str]:
-    """The variants of a budget file that have their own ``[variants.NAME.regression]`` table
-    (a text scan: reports load no TOML parser)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return frozenset()
-    found = re.findall(r"""^\s*\[\s*variants\s*\.\s*["']?([^\]"']+?)["']?\s*\.\s*regression\s*\]""",
-                       text, re.MULTILINE)
-    return frozenset(found)
-
-
 def budget_file(entry: Entry) -> str:
     """The entry's budget file as a reviewer finds it in the repository: relative to the
     directory the run started in when it lies below it (a CI runner's absolute checkout path
@@ -355,11 +341,7 @@ def place(entry: Entry, check: Check) -> str:
     ``[regression]`` tolerance (the variant's own table when it has one)."""
     if check.metric.startswith("regression."):
         leaf = check.metric.split(".")[1]
-        if check.tolerance_from:
-            own = check.tolerance_from == "variant"
-        else:  # a report written before checks said where their tolerance came from
-            own = entry.variant in _own_regression_tables(entry.budget_path) \
-                if entry.budget_path else False
+        own = check.tolerance_from == "variant"  # set by regressions.regression_checks
         table = f"variants.{entry.variant}.regression" if own else "regression"
         return f"[{table}] {leaf}"
     return f"[variants.{entry.variant}] {check.metric}"

@@ -16,12 +16,12 @@ import sys
 import textwrap
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_tflite import cli
 from pytest_tflite.units import parse_size
+from tests.helpers.cli import run_cli
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,15 +57,6 @@ max_partitions = 1
 """
 
 
-def _main(*args: Any) -> tuple[int, str, str]:
-    """``cli.main`` with its output captured here (usable in module-scoped fixtures too)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = cli.main([str(a) for a in args])
-    assert "Traceback" not in out.getvalue() + err.getvalue()
-    return code, out.getvalue(), err.getvalue()
-
-
 def _budget(tmp_path: Path, text: str, name: str = "cnn.toml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text).lstrip())
@@ -97,13 +88,13 @@ def cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def measured(cnn: Path) -> tuple[int, str, str]:
     """``measure --json`` with the default delegates and protocol, once per module."""
-    return _main("measure", cnn, "--json")
+    return run_cli("measure", cnn, "--json")
 
 
 @pytest.fixture(scope="module")
 def unavailable(cnn: Path) -> tuple[int, str, str]:
     """``measure --json`` under the GPU accelerator and a delegate library that does not exist."""
-    return _main("measure", cnn, "--delegate", "gpu", "--delegate", "external:/nonexistent/libx.so",
+    return run_cli("measure", cnn, "--delegate", "gpu", "--delegate", "external:/nonexistent/libx.so",
                  "--json")
 
 
@@ -177,7 +168,7 @@ def test_measure_unavailable_delegates_give_the_loaders_words(
 
 
 def test_measure_text_output(cnn: Path) -> None:
-    code, out, err = _main("measure", cnn, "--delegate", "external:/nonexistent/libx.so")
+    code, out, err = run_cli("measure", cnn, "--delegate", "external:/nonexistent/libx.so")
     assert code == 0, err
     size = cnn.stat().st_size
     assert re.search(rf"^size\s+.*\({size} B\)$", out, re.MULTILINE), out
@@ -188,7 +179,7 @@ def test_measure_text_output(cnn: Path) -> None:
 
 def test_measure_missing_model(tmp_path: Path) -> None:
     missing = tmp_path / "nope.tflite"
-    code, out, err = _main("measure", missing, "--json")
+    code, out, err = run_cli("measure", missing, "--json")
     assert code == 2
     assert out == ""
     assert str(missing) in err and "does not exist" in err
@@ -199,7 +190,7 @@ def test_measure_missing_model(tmp_path: Path) -> None:
 
 def test_check_within_budget(cnn: Path, tmp_path: Path) -> None:
     budget = _budget(tmp_path, 'model = "cnn"\n' + WITHIN_BUDGET)
-    code, out, err = _main("check", cnn, "--budget", budget)
+    code, out, err = run_cli("check", cnn, "--budget", budget)
     assert code == 0, out + err
     rows = _rows(out)
     assert rows == {
@@ -221,7 +212,7 @@ def test_check_over_budget(cnn: Path, tmp_path: Path) -> None:
         [variants.default.latency.builtin]
         median = "1 s"
     """)
-    code, out, _ = _main("check", cnn, "--budget", budget, "--no-runtime")
+    code, out, _ = run_cli("check", cnn, "--budget", budget, "--no-runtime")
     assert code == 1, out
     rows = _rows(out)
     assert rows["size.max"] == "fail"
@@ -241,11 +232,11 @@ def test_check_missing_delegate_skips_unless_required(cnn: Path, tmp_path: Path,
         [variants.default.latency.gpu]
         median = "1 s"
     """)
-    code, out, _ = _main("check", cnn, "--budget", budget)
+    code, out, _ = run_cli("check", cnn, "--budget", budget)
     assert code == 0, out
     assert _rows(out) == {"size.max": "pass", "latency.gpu.median": "skip"}
     assert re.search(r"vulkan|webgpu|adapter", out, re.IGNORECASE), out
-    code, out, _ = _main("check", cnn, "--budget", budget, "--require-delegates")
+    code, out, _ = run_cli("check", cnn, "--budget", budget, "--require-delegates")
     assert code == 1, out
     assert _rows(out)["latency.gpu.median"] == "fail"
     assert out.rstrip().endswith(": fail")
@@ -277,7 +268,7 @@ def test_check_bad_input_exits_2(cnn: Path, tmp_path: Path, case: str) -> None:
         budget.write_text(good)
         variant = ["--variant", "int8"]
         expected = (str(budget), "[variants.int8]", "default")
-    code, out, err = _main("check", model, "--budget", budget, *variant)
+    code, out, err = run_cli("check", model, "--budget", budget, *variant)
     assert code == 2, out + err
     assert out == ""
     assert err.startswith("tflite-budget: error: ")
@@ -291,7 +282,7 @@ def test_check_bad_input_exits_2(cnn: Path, tmp_path: Path, case: str) -> None:
 def test_init_writes_a_budget_that_check_passes(cnn: Path, tmp_path: Path) -> None:
     from pytest_tflite.budget import load
 
-    code, out, err = _main("init", cnn, "--delegate", "builtin", "--headroom", "100%")
+    code, out, err = run_cli("init", cnn, "--delegate", "builtin", "--headroom", "100%")
     assert code == 0, err
     path = tmp_path / "init.toml"
     path.write_text(out)
@@ -307,7 +298,7 @@ def test_init_writes_a_budget_that_check_passes(cnn: Path, tmp_path: Path) -> No
     budget = load(path)
     assert budget.model == "cnn"
     assert list(budget.spec.variants) == ["default"]
-    code, out, err = _main("check", cnn, "--budget", path)
+    code, out, err = run_cli("check", cnn, "--budget", path)
     assert code == 0, out + err
     rows = _rows(out)
     assert {"size.max", "size.max_gzip", "memory.planned_arena", "latency.builtin.median",
@@ -319,14 +310,14 @@ def test_init_writes_a_budget_that_check_passes(cnn: Path, tmp_path: Path) -> No
 
 
 def test_init_missing_model(tmp_path: Path) -> None:
-    code, out, err = _main("init", tmp_path / "absent.tflite", "--delegate", "builtin")
+    code, out, err = run_cli("init", tmp_path / "absent.tflite", "--delegate", "builtin")
     assert code == 2 and out == ""
     assert "absent.tflite" in err and "does not exist" in err
 
 
 @pytest.mark.parametrize("headroom", ["abc", "", "50", "-5%"])
 def test_init_bad_headroom_exits_2(cnn: Path, headroom: str) -> None:
-    code, out, err = _main("init", cnn, "--delegate", "builtin", f"--headroom={headroom}")
+    code, out, err = run_cli("init", cnn, "--delegate", "builtin", f"--headroom={headroom}")
     assert code == 2 and out == ""
     assert "headroom" in err
 
@@ -335,7 +326,7 @@ def test_init_bad_headroom_exits_2(cnn: Path, headroom: str) -> None:
 
 
 def test_schema_prints_json_schema() -> None:
-    code, out, err = _main("schema")
+    code, out, err = run_cli("schema")
     assert code == 0, err
     schema = json.loads(out)
     assert schema["$schema"].startswith("https://json-schema.org/")
@@ -354,7 +345,7 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
 
 
 def test_unknown_delegate_exits_2(cnn: Path) -> None:
-    code, out, err = _main("measure", cnn, "--delegate", "xnnpak")
+    code, out, err = run_cli("measure", cnn, "--delegate", "xnnpak")
     assert code == 2 and out == ""
     assert "unknown delegate 'xnnpak'" in err
 
@@ -424,13 +415,13 @@ def test_measure_reads_the_ini_file_above_the_model(tmp_path: Path) -> None:
     model.write_bytes(chain_model([64, 64]))
     (tmp_path / "pytest.ini").write_text("[pytest]\ntflite_threads = 2\n"
                                          "tflite_delegates = reference\n")
-    code, out, err = _main("measure", model, "--json")
+    code, out, err = run_cli("measure", model, "--json")
     assert code == 0, err
     delegates = json.loads(out)["delegates"]
     assert list(delegates) == ["xnnpack", "builtin", "reference"]  # the ini's, besides the defaults
     assert {found["threads"] for found in delegates.values()} == {2}
     (tmp_path / "pytest.ini").write_text("[pytest]\ntflite_threads = two\n")
-    code, out, err = _main("measure", model)
+    code, out, err = run_cli("measure", model)
     assert code == 2 and "pytest.ini: expected a whole number >= 1, got 'two'" in err
 
 

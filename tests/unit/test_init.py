@@ -7,19 +7,18 @@ a short timing protocol (``BUILT_IN`` swapped for a fast one) so five runs stay 
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from pytest_tflite import cli, settings
+from pytest_tflite import settings
 from pytest_tflite.starter import readable_size, readable_time
 from pytest_tflite.units import parse_size, parse_time
+from tests.helpers.cli import run_cli
 from tests.helpers.models import Op, Subgraph, Tensor, build_model, dense_model
 
 if sys.version_info >= (3, 11):
@@ -32,12 +31,6 @@ UNITS, INPUTS = 64, 8
 ARENA = 4 * INPUTS + 4 * UNITS
 
 
-def _main(*args: Any) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = cli.main([str(a) for a in args])
-    assert "Traceback" not in out.getvalue() + err.getvalue()
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -94,7 +87,7 @@ def test_init_o_writes_source_model_and_static_budgets(model: Path, tmp_path: Pa
     from pytest_tflite.budget import load
 
     output = tmp_path / "budgets" / "dense.toml"
-    code, out, err = _main("init", model, "-o", output, "--no-runtime")
+    code, out, err = run_cli("init", model, "-o", output, "--no-runtime")
     assert code == 0, err
     assert "wrote" in out and str(output) in out
     text = output.read_text()
@@ -119,7 +112,7 @@ def test_init_o_writes_source_model_and_static_budgets(model: Path, tmp_path: Pa
 def test_init_to_stdout_writes_source_relative_to_the_current_directory(
         model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = _main("init", "models/dense.tflite", "--no-runtime")
+    code, out, err = run_cli("init", "models/dense.tflite", "--no-runtime")
     assert code == 0, err
     data = tomllib.loads(out)
     assert data["source"] == "models/dense.tflite"
@@ -135,7 +128,7 @@ def test_init_sparsity_floor_is_below_the_measured_figure(tmp_path: Path) -> Non
         [Tensor("input", [1, 8]), Tensor("dense/kernel", [4, 8], data=kernel),
          Tensor("dense/bias", [4], data=np.ones(4, np.float32)), Tensor("output", [1, 4])],
         [Op("FULLY_CONNECTED", [0, 1, 2], [3])], inputs=[0], outputs=[3])]))
-    code, out, err = _main("init", path, "--no-runtime")
+    code, out, err = run_cli("init", path, "--no-runtime")
     assert code == 0, err
     # 0.5 measured; a minimum, so the 5% headroom goes down: floor(0.5 x 0.95, 2 places).
     assert tomllib.loads(out)["variants"]["default"]["sparsity"] == {"min": 0.47}
@@ -145,11 +138,11 @@ def test_init_o_refuses_an_existing_file_unless_force(model: Path, tmp_path: Pat
     output = tmp_path / "budgets" / "dense.toml"
     output.parent.mkdir()
     output.write_text("# mine\n")
-    code, out, err = _main("init", model, "-o", output, "--no-runtime")
+    code, out, err = run_cli("init", model, "-o", output, "--no-runtime")
     assert code == 2 and out == ""
     assert f"-o {output}: the file exists; pass --force" in err
     assert output.read_text() == "# mine\n"
-    code, out, err = _main("init", model, "-o", output, "--no-runtime", "--force")
+    code, out, err = run_cli("init", model, "-o", output, "--no-runtime", "--force")
     assert code == 0, err
     assert tomllib.loads(output.read_text())["model"] == "dense"
 
@@ -164,7 +157,7 @@ def test_init_o_refuses_an_existing_file_unless_force(model: Path, tmp_path: Pat
 def test_init_bad_input_exits_2(model: Path, args: list[str], words: list[str],
                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = _main("init", model, *args)
+    code, out, err = run_cli("init", model, *args)
     assert code == 2 and out == ""
     for word in words:
         assert word in err, err
@@ -175,7 +168,7 @@ def test_a_file_name_with_quotes_and_newlines_injects_no_key(tmp_path: Path) -> 
     path = tmp_path / 'we"ird\nsource = "x"\n[evil].tflite'
     path.write_bytes(dense_model(4))
     output = tmp_path / "b.toml"
-    code, _out, err = _main("init", path, "-o", output, "--no-runtime")
+    code, _out, err = run_cli("init", path, "-o", output, "--no-runtime")
     assert code == 0, err
     data = tomllib.loads(output.read_text())
     assert set(data) == {"model", "source", "variants", "regression"}
@@ -201,7 +194,7 @@ def test_runtime_limits_come_from_the_worst_p90_of_five_runs(
 
     monkeypatch.setattr(runtime, "measure_delegates", spy)
     output = tmp_path / "dense.toml"
-    code, out, err = _main("init", model, "-o", output, "--margin", "50%")
+    code, out, err = run_cli("init", model, "-o", output, "--margin", "50%")
     assert code == 0, err
     assert len(seen) == 5 and all(list(run) == ["xnnpack"] for run in seen)
     data = tomllib.loads(output.read_text())
@@ -218,13 +211,13 @@ def test_runtime_limits_come_from_the_worst_p90_of_five_runs(
     assert variant["delegation"]["xnnpack"] == {"min_fraction": 0.95, "max_partitions": 1}
     assert "50% margin" in output.read_text()
 
-    code, out, err = _main("check", "--budget", output)
+    code, out, err = run_cli("check", "--budget", output)
     assert code == 0, out + err
     assert out.rstrip().splitlines()[-1] == "dense [default]: pass"
 
 
 def test_init_delegates_writes_each_listed_delegate(model: Path, fast_protocol: None) -> None:
-    code, out, err = _main("init", model, "--delegates", "xnnpack,builtin")
+    code, out, err = run_cli("init", model, "--delegates", "xnnpack,builtin")
     assert code == 0, err
     data = tomllib.loads(out)
     assert data["defaults"]["runtime"]["delegates"] == ["xnnpack", "builtin"]
@@ -236,7 +229,7 @@ def test_a_variant_name_that_is_no_bare_key_is_quoted(model: Path, tmp_path: Pat
     from pytest_tflite.budget import load
 
     output = tmp_path / "d.toml"
-    code, _out, err = _main("init", model, "-o", output, "--no-runtime", "--variant", "int8 v.2")
+    code, _out, err = run_cli("init", model, "-o", output, "--no-runtime", "--variant", "int8 v.2")
     assert code == 0, err
     assert list(load(output).spec.variants) == ["int8 v.2"]
 
@@ -255,21 +248,21 @@ def test_check_without_model_uses_the_files_source(model: Path, tmp_path: Path,
     over.write_text(f'source = "../models/dense.tflite"\n[variants.default]\n'
                     f'size = {{ max = {size - 1} }}\n')
     monkeypatch.chdir(tmp_path)
-    code, out, err = _main("check", "--budget", ok)
+    code, out, err = run_cli("check", "--budget", ok)
     assert code == 0, out + err
     assert out.rstrip().splitlines()[-1] == "ok [default]: pass"
-    code, out, err = _main("check", "--budget", over)
+    code, out, err = run_cli("check", "--budget", over)
     assert code == 1, out + err
     assert f"{size} B" in out and out.rstrip().splitlines()[-1] == "over [default]: fail"
     # The budget file's source, not the current directory: elsewhere it still finds the model.
     monkeypatch.chdir(budgets)
-    assert _main("check", "--budget", "ok.toml")[0] == 0
+    assert run_cli("check", "--budget", "ok.toml")[0] == 0
 
 
 def test_check_without_model_or_source_says_what_to_give(tmp_path: Path) -> None:
     budget = tmp_path / "m.toml"
     budget.write_text('[variants.default]\nsize = { max = "1 KiB" }\n')
-    code, out, err = _main("check", "--budget", budget)
+    code, out, err = run_cli("check", "--budget", budget)
     assert code == 2 and out == ""
     assert f"{budget}: no model to check" in err
     assert "source =" in err and "check MODEL --budget" in err

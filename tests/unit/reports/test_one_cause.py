@@ -106,18 +106,16 @@ def test_each_failed_row_ends_with_where_to_change_it():
     assert rows[("int8", "fidelity: top-1 agreement")][5] == f"`{BUDGET} [regression] fidelity`"
 
 
-def test_a_variants_own_regression_table_is_where_to_change(tmp_path: Path):
-    budget = tmp_path / "digits.toml"
-    budget.write_text('model = "digits_cnn"\n[regression]\nsize = "5%"\n'
-                      '[variants.int8]\nsize = { max = "48 KiB" }\n'
-                      '[variants.int8.regression]\nsize = "10%"\n'
-                      '[variants.float32]\nsize = { max = "160 KiB" }\n')
-    int8 = replace(int8_entry(), budget_path=str(budget))
-    float32 = replace(dense_growth_entries()[0], budget_path=str(budget))
-    size = Check("regression.size", 2.0, 1.0, "fail", "bytes", baseline=1.0, delta=1.0)
-    assert place(int8, size) == "[variants.int8.regression] size"
-    assert place(float32, size) == "[regression] size"
-    assert place(int8, Check("size.max", 2.0, 1.0, "fail", "bytes")) == "[variants.int8] size.max"
+def test_a_variants_own_regression_table_is_where_to_change():
+    """Where the tolerance was written is the check's own record (``tolerance_from``, set by
+    ``regression_checks``: tests/unit/verdicts/test_variant_regression.py runs it on a real
+    budget file)."""
+    own = Check("regression.size", 2.0, 1.0, "fail", "bytes", baseline=1.0, delta=1.0,
+                tolerance_from="variant")
+    assert place(int8_entry(), own) == "[variants.int8.regression] size"
+    assert place(int8_entry(), replace(own, tolerance_from="file")) == "[regression] size"
+    assert place(int8_entry(), Check("size.max", 2.0, 1.0, "fail", "bytes")) \
+        == "[variants.int8] size.max"
 
 
 def test_timing_limits_get_the_timing_flag_and_regressions_no_ratchet():
@@ -226,7 +224,8 @@ def test_errors_lead_with_their_reason_and_unchanged_variants_have_no_headline(t
     reason = ("not compared: this run measured no accuracy, which the variant's own "
               "[regression] table asks for: pass eval_data=(x, y)")
     broken = replace(entry(checks=[Check("regression.accuracy", None, None, "error",
-                                         reason=reason)]), budget_path=str(budget))
+                                         reason=reason, tolerance_from="variant")]),
+                     budget_path=str(budget))
     calm = entry(variant="float32", checks=[Check("size.max", 1_000, 2_000, "pass", "bytes",
                                                   baseline=1_000, delta=0)])
     body = markdown.comment_body([broken, calm])
