@@ -139,17 +139,10 @@ def _model_arguments(parser: argparse.ArgumentParser, delegate: str = "delegates
 
 
 def _measure_model(path: Path, delegates: list[str], settings: RuntimeSettings) -> Measurement:
-    from .measure.memory_cap import limit, refuse_over_cap
-    from .measure.runtime import measure_delegates
-    from .measure.static import measure_static
-    from .model import TFLiteModel
+    from .starter import measure_rounds
 
-    model = TFLiteModel.from_path(path)
-    measurement = measure_static(model)
-    if delegates:
-        with limit(settings.max_memory) as cap:
-            refuse_over_cap(str(path), measurement.planned_arena_bytes, cap)
-            measurement.delegates = measure_delegates(model.path, delegates, settings)
+    measurement, rounds = measure_rounds(path, delegates, settings, 1)
+    measurement.delegates = rounds[0] if rounds else {}
     return measurement
 
 

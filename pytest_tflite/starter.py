@@ -52,9 +52,10 @@ class Runs:
     runs: list[dict[str, DelegateResult]]
 
 
-def measure_runs(path: Path, delegates: list[str], settings: RuntimeSettings,
-                 runs: int) -> Runs:
-    """Static figures once, then ``runs`` rounds of one fresh worker per delegate."""
+def measure_rounds(path: Path, delegates: list[str], settings: RuntimeSettings,
+                   rounds: int) -> tuple[Measurement, list[dict[str, DelegateResult]]]:
+    """Static figures once, then ``rounds`` rounds of one fresh worker per delegate, under the
+    memory cap (what ``tflite-budget measure`` does with one round)."""
     from .measure.memory_cap import limit, refuse_over_cap
     from .measure.runtime import measure_delegates
     from .measure.static import measure_static
@@ -62,18 +63,24 @@ def measure_runs(path: Path, delegates: list[str], settings: RuntimeSettings,
 
     model = TFLiteModel.from_path(path)
     measurement = measure_static(model)
-    rounds: list[dict[str, DelegateResult]] = []
+    found: list[dict[str, DelegateResult]] = []
     if delegates:
         with limit(settings.max_memory) as cap:
             refuse_over_cap(str(path), measurement.planned_arena_bytes, cap)
-            for _ in range(runs):
-                found = measure_delegates(model.path, delegates, settings)
-                failed = [f"{name}: {result.reason}" for name, result in found.items()
-                          if result.status == "error"]
-                if failed:
-                    raise TFLiteError(f"{path}: cannot write budgets from a failed measurement: "
-                                      + "; ".join(failed))
-                rounds.append(found)
+            found = [measure_delegates(model.path, delegates, settings) for _ in range(rounds)]
+    return measurement, found
+
+
+def measure_runs(path: Path, delegates: list[str], settings: RuntimeSettings,
+                 runs: int) -> Runs:
+    """``measure_rounds``, refusing to write budgets from a round where a delegate failed."""
+    measurement, rounds = measure_rounds(path, delegates, settings, runs)
+    for found in rounds:
+        failed = [f"{name}: {result.reason}" for name, result in found.items()
+                  if result.status == "error"]
+        if failed:
+            raise TFLiteError(f"{path}: cannot write budgets from a failed measurement: "
+                              + "; ".join(failed))
     return Runs(measurement, rounds)
 
 
