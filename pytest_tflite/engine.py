@@ -7,22 +7,19 @@ or SavedModel reference loads TensorFlow only when it is evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .budget import Budget, Variant
-from .errors import EvaluationError, TFLiteError
+from .errors import TFLiteError
 from .model import TFLiteModel
+from .quality import Evaluation as Evaluation  # re-exported: what a test gives to judge quality
+from .quality import evaluate
 from .regressions import NO_BASELINE, keep_baseline_costs, tolerances
 from .results import (
-    Accuracy,
-    CrossFidelity,
     DelegateResult,
     Entry,
-    EvaluationRun,
-    Fidelity,
     Measurement,
     Verdict,
 )
@@ -33,6 +30,7 @@ from .verdicts import Context, delegates_named, judge
 
 if TYPE_CHECKING:
     from .baseline import Baseline, BaselineEntry
+    from .nodes import GraphDiff, LayerError
 
 
 @dataclass(frozen=True)
@@ -51,6 +49,9 @@ class Settings:
     # The project's declared runners (runner:NAME); None when its pyproject.toml is unknown:
     # then found above the budget file at check time.
     runners: Runners | None = None
+    # --tflite-node-data: the per-op quantization error is measured whether or not a check
+    # failed, and kept in the entry (``layers``) for the overlays and the baseline.
+    node_data: bool = False
 
     def runtime(self) -> RuntimeSettings:
         """The run-wide runtime settings, before any budget file adds its own: a conversion's
@@ -61,16 +62,6 @@ class Settings:
     def context(self, no_baseline: str = NO_BASELINE) -> Context:
         return Context(self.runtime_off, self.require_delegates, self.without_data, self.strict,
                        no_baseline)
-
-
-@dataclass
-class Evaluation:
-    """What a test gives to judge quality: data, the float reference, the metric, the output."""
-
-    data: Any = None
-    reference: Any = None
-    metric: Callable[[Any, Any], float] | None = None
-    output: str | int | None = None
 
 
 def runtime_settings(budget: Budget, variant: Variant, settings: Settings) -> RuntimeSettings:
@@ -94,7 +85,28 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
     # budget_path: the ratchet (--tflite-update-budgets) rewrites the file each entry was
     # judged against; model_path: a saved baseline keeps the model itself.
     return Entry(test, budget.model, variant_name, model.recipe, measurement, checks, warnings,
-                 model_path=str(model.path), budget_path=str(budget.path))
+                 model_path=str(model.path), budget_path=str(budget.path),
+                 graph_diff=graph_diff(model, saved, measurement) if saved is not None else None)
+
+
+def graph_diff(model: TFLiteModel, saved: BaselineEntry, measurement: Measurement,
+               ) -> GraphDiff | None:
+    """What changed in the graph against the baseline's model: read from both flatbuffers,
+    with placement and per-op error from both measurements. It explains; it judges nothing, so
+    a baseline model that cannot be read leaves a note instead of an error."""
+    from .graph_diff import diff
+    from .nodes import GraphDiff
+
+    if saved.tflite is None:
+        return GraphDiff(notes=["the baseline keeps no .tflite of this variant: no graph diff"])
+    from .flatbuffer import FlatbufferView
+
+    try:
+        base = FlatbufferView(saved.tflite.read_bytes(), origin=str(saved.tflite))
+        base.validate()
+    except (OSError, TFLiteError) as exc:
+        return GraphDiff(notes=[f"the baseline's model could not be read: {exc}"])
+    return diff(base, model.view, saved.entry.measurement, measurement)
 
 
 def _baseline_of(budget: Budget, name: str,
@@ -149,6 +161,9 @@ def measure(model: TFLiteModel, budget: Budget, variant: Variant, settings: Sett
         if refused is None:
             measurement = _measure_running(model, variant, settings, runtime, measurement,
                                            evaluation, sample, budget.path)
+            if settings.node_data and measurement.layers is None and not measurement.layers_note:
+                measurement.layers_note = ("no evaluation data: pass eval_data= and reference= "
+                                           "to check() for the quantization error per op")
             _count_instructions(model, budget, variant, settings, runtime, measurement, sample)
             return measurement
     # The cap is this machine's: a runner (a phone, a device farm) still measures the model.
@@ -179,7 +194,8 @@ def _measure_running(model: TFLiteModel, variant: Variant, settings: Settings,
         n, m = (int(part) for part in variant.sparsity.pattern.split(":"))
         measurement.sparsity_pattern = check_pattern(model.view, n, m)
     if evaluation is not None and evaluation.data is not None:
-        evaluate(model, variant, measurement, evaluation, settings, runtime.timeout)
+        evaluate(model, variant, measurement, evaluation, timeout=runtime.timeout,
+                 lock_file=settings.lock_file, node_data=settings.node_data)
     wanted = _delegates_wanted(variant, settings, runtime)
     runners = [name for name in wanted if name.startswith(RUNNER)]
     wanted = [name for name in wanted if name not in runners]
@@ -274,91 +290,6 @@ def _run_runners(model: TFLiteModel, runners: list[str], settings: Settings,
     return measure_runners(model.path, runners, declared, runtime, lock_file=settings.lock_file)
 
 
-def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
-             evaluation: Evaluation, settings: Settings, timeout: float) -> None:
-    """Accuracy (with labels) and fidelity (with a reference), from one pass over the data; and
-    the same per delegate where ``accuracy.delegates``, ``fidelity.delegates`` or
-    ``fidelity.cross`` name them, one run of the candidate under each."""
-    from .conversion.reference import run_reference
-    from .measure import accuracy, metrics
-    from .measure.lock import shared, wait_limit
-
-    prepared = accuracy.eval_data(evaluation.data)
-    with shared(settings.lock_file, wait_limit(timeout)):
-        runs = {name: accuracy.run_candidate_under(model.path, prepared, evaluation.output, name,
-                                                   timeout=timeout)
-                for name in evaluation_delegates(variant)}
-        default = runs.get("xnnpack")
-        if default is not None and default.status == "ok":  # what the default run would give
-            candidate, batched = default.prediction, default.batched
-        else:
-            candidate, batched = accuracy.run_candidate(model.path, prepared, evaluation.output,
-                                                        timeout=timeout)
-        expected = (run_reference(evaluation.reference, prepared, evaluation.output,
-                                  timeout=timeout)
-                    if evaluation.reference is not None else None)
-    budget = variant.accuracy
-    if budget is not None:
-        name, higher = budget.metric, budget.higher_is_better
-    elif callable(evaluation.metric):
-        raise EvaluationError(
-            "check(metric=...) was given but the variant has no accuracy budget: add "
-            "accuracy = { metric = \"custom\", direction = \"higher\" | \"lower\", ... }")
-    else:
-        name, higher = "top1", True
-
-    def scored(prediction: Any, batched: bool) -> Accuracy:
-        found = metrics.score(name, prepared.labels, prediction, evaluation.metric)
-        base = (metrics.score(name, prepared.labels, expected, evaluation.metric)
-                if expected is not None else None)
-        return Accuracy(metric=name, candidate=found, reference=base,
-                        drop=metrics.drop(name, found, base, higher) if base is not None else None,
-                        samples=prepared.samples, batched=batched)
-
-    if prepared.labels is not None:
-        measurement.accuracy = scored(candidate, batched)
-    if expected is not None:
-        measurement.fidelity = _fidelity(metrics.fidelity(candidate, expected), len(candidate))
-    measurement.evaluation_runs = {
-        delegate: EvaluationRun(run.status, run.reason, run.delegated_nodes, run.total_nodes,
-                                run.batched if run.status == "ok" else None)
-        for delegate, run in runs.items()}
-    ran = {delegate: run for delegate, run in runs.items() if run.status == "ok"}
-    if budget is not None and prepared.labels is not None:
-        measurement.accuracy_by_delegate = {delegate: scored(ran[delegate].prediction,
-                                                             ran[delegate].batched)
-                                            for delegate in budget.delegates or [] if delegate in ran}
-    fidelity = variant.fidelity
-    if fidelity is not None and expected is not None:
-        measurement.fidelity_by_delegate = {
-            delegate: _fidelity(metrics.fidelity(ran[delegate].prediction, expected),
-                                len(ran[delegate].prediction))
-            for delegate in fidelity.delegates or [] if delegate in ran}
-    cross = fidelity.cross if fidelity is not None else None
-    if cross is not None and cross.delegate in ran and cross.against in ran:
-        measurement.fidelity_cross = CrossFidelity(
-            cross.delegate, cross.against, samples=prepared.samples,
-            **metrics.fidelity(ran[cross.delegate].prediction, ran[cross.against].prediction))
-
-
-def _fidelity(figures: Any, samples: int) -> Fidelity:
-    """Fidelity with the counts behind its top-1 agreement: reports say "393 of 397 samples"."""
-    agreement = figures["top1_agreement"]
-    agreeing = round(agreement * samples) if agreement is not None else None
-    return Fidelity(**figures, samples=samples, top1_agreeing=agreeing)
-
-
-def evaluation_delegates(variant: Variant) -> list[str]:
-    """The delegates the variant's accuracy and fidelity budgets are evaluated under, in order;
-    none for the default run alone."""
-    named: list[str] = [*(variant.accuracy.delegates or [] if variant.accuracy else [])]
-    if variant.fidelity is not None:
-        named += variant.fidelity.delegates or []
-        if variant.fidelity.cross is not None:
-            named += [variant.fidelity.cross.delegate, variant.fidelity.cross.against]
-    return list(dict.fromkeys(named))
-
-
 def explains_quality(entry: Entry) -> bool:
     """Whether a failed accuracy or fidelity budget makes the per-layer error worth showing."""
     return any(c.verdict == "fail" and c.metric.startswith(("accuracy", "fidelity"))
@@ -366,16 +297,16 @@ def explains_quality(entry: Entry) -> bool:
 
 
 def layer_errors(model: TFLiteModel, reference: Any, data: Any,
-                 timeout: float) -> list[dict[str, Any]]:
-    """Per quantized activation of the candidate, its error against the float reference."""
+                 timeout: float) -> list[LayerError]:
+    """Per operator of the candidate whose quantized output was compared with the float
+    reference's, its error, the most added first (measure/layers.py)."""
     from .conversion.reference import float_reference_model
     from .measure import accuracy
-    from .measure.isolated import layer_errors as run_layers
+    from .measure.layers import layer_errors as per_op
 
     prepared = accuracy.eval_data(data)
     float_model = float_reference_model(reference)
-    return run_layers(model.path, float_model.path, prepared.inputs, prepared.names,
-                      timeout=timeout)
+    return per_op(model, float_model.path, prepared.inputs, prepared.names, timeout=timeout)
 
 
 def unmeasured_entry(model: Any, budget: Budget, variant_name: str, settings: Settings,

@@ -48,6 +48,11 @@ def add_options(parser: pytest.Parser) -> None:
                          "budgets): one comment per ID on a pull request")
     group.addoption("--tflite-html", dest="tflite_html", default=None, metavar="PATH",
                     help="write a self-contained HTML report with plots to PATH")
+    group.addoption("--tflite-node-data", dest="tflite_node_data", default=None, metavar="DIR",
+                    help="write Model Explorer overlays to DIR, per model variant: where each op "
+                         "ran, the quantization error each op adds (measured whenever the test "
+                         "gives eval_data and reference), and their change against "
+                         "--tflite-baseline")
     group.addoption("--tflite-no-cache", dest="tflite_no_cache", action="store_true",
                     default=None, help="convert every model afresh instead of using the cache")
     group.addoption("--tflite-verbose", dest="tflite_verbose", action="store_true", default=None,
@@ -143,6 +148,7 @@ def run_settings(config: pytest.Config) -> Settings:
                       for name in ("threads", "timeout", "max_memory")},
         lock_file=lock_path(config.rootpath),
         runners=runners(config),
+        node_data=bool(config.getoption("tflite_node_data")),
     )
 
 

@@ -294,6 +294,7 @@ class TFLitePlugin:
                              markdown_path=path("tflite_markdown"),
                              comment_id=str(self.config.getoption("tflite_comment_id")),
                              html_path=path("tflite_html"),
+                             node_data_dir=path("tflite_node_data"),
                              step_summary=Path(summary) if summary else None)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -301,7 +302,7 @@ class TFLitePlugin:
         if hasattr(self.config, "workerinput"):
             return
         if self.entries or any(self.config.getoption(f"tflite_{name}")
-                               for name in ("report", "markdown", "html")):
+                               for name in ("report", "markdown", "html", "node_data")):
             from .reports.publish import publish
 
             self.written += publish(self.entries, self.report_options(), self.baseline_entries())

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
+from .nodes import GraphDiff, LayerError, NodePlacement, layers_from_json, placements_from_json
+
 Verdict = Literal["pass", "fail", "skip", "error"]
 DelegateStatus = Literal["ok", "unsupported", "unavailable", "error"]
 VERDICT_ORDER: tuple[Verdict, ...] = ("error", "fail", "pass", "skip")  # worst first
@@ -226,6 +228,10 @@ class DelegateResult:
     # The baseline's count this run compared against: its stored count, or its .tflite counted
     # again in this job when the fingerprints differ; the reports show both sides' functions.
     baseline_cost: Cost | None = None
+    # Per operator: the delegate took it, a CPU kernel ran it, or a custom op stayed out; for
+    # every subgraph the interpreter exposes. None where it cannot be told (placement_note).
+    placement: list[NodePlacement] | None = None
+    placement_note: str = ""  # what placement leaves out and why (other subgraphs, accelerators)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -247,6 +253,8 @@ class DelegateResult:
         for name in ("cost", "baseline_cost"):
             if values.get(name) is not None:
                 values[name] = Cost(**known_fields(Cost, values[name]))
+        values["placement"] = placements_from_json(values.get("placement"))
+        values["placement_note"] = values.get("placement_note") or ""
         values["reason"] = values.get("reason") or ""
         return cls(**values)
 
@@ -325,6 +333,10 @@ class Measurement:
     fidelity_by_delegate: dict[str, Fidelity] = field(default_factory=dict)
     fidelity_cross: CrossFidelity | None = None
     evaluation_runs: dict[str, EvaluationRun] = field(default_factory=dict)
+    # Per quantized operator, its error against the float reference (--tflite-node-data);
+    # None when not computed, with layers_note saying why where it was asked for.
+    layers: list[LayerError] | None = None
+    layers_note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -351,6 +363,8 @@ class Measurement:
             values["fidelity_cross"] = CrossFidelity(**values["fidelity_cross"])
         values["evaluation_runs"] = {name: EvaluationRun(**found) for name, found in
                                      (values.get("evaluation_runs") or {}).items()}
+        values["layers"] = layers_from_json(values.get("layers"))
+        values["layers_note"] = values.get("layers_note") or ""
         return cls(**values)
 
 
@@ -396,6 +410,7 @@ class Entry:
     warnings: list[str] = field(default_factory=list)  # e.g. the baseline's environment differs
     model_path: str = ""  # the .tflite that was measured: what a saved baseline keeps
     budget_path: str = ""  # the budget file judged against: what the ratchet rewrites
+    graph_diff: GraphDiff | None = None  # against the baseline's model, when there is one
 
     @property
     def verdict(self) -> Verdict:
@@ -410,7 +425,8 @@ class Entry:
                 "recipe": self.recipe, **self.measurement.to_json(),
                 "checks": [c.to_json() for c in self.checks], "verdict": self.verdict,
                 "warnings": list(self.warnings), "model_path": self.model_path,
-                "budget_path": self.budget_path}
+                "budget_path": self.budget_path,
+                "graph_diff": self.graph_diff.to_json() if self.graph_diff else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
@@ -418,4 +434,5 @@ class Entry:
                    Measurement.from_json(data),
                    [Check(**check) for check in data.get("checks", [])],
                    list(data.get("warnings", [])), str(data.get("model_path", "")),
-                   str(data.get("budget_path", "")))
+                   str(data.get("budget_path", "")),
+                   GraphDiff.from_json(data["graph_diff"]) if data.get("graph_diff") else None)

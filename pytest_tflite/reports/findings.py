@@ -20,6 +20,7 @@ from ..keys import KEYS, Key
 from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes
 from . import cost
+from .explain import grew_most
 
 # Shorter words than the registry's labels, where those explain a budget file's key rather than
 # name a figure ("file size (bytes, or "N%" of the baseline's)" -> "file size").
@@ -238,7 +239,8 @@ def change_text(finding: Finding) -> str:
     unit = finding.unit
     if unit == "bytes":
         pair = _size_pair(base, head)
-        return pair + (f" ({_signed_size(delta)}, {_percent(delta, base)})" if base else "")
+        text = pair + (f" ({_signed_size(delta)}, {_percent(delta, base)})" if base else "")
+        return text + (grew_most(finding.entry) if delta > 0 and reads.endswith("size_bytes") else "")
     if unit == "ms":
         return f"{time_text(base)} → {time_text(head)}" + (
             f" ({_percent(delta, base)})" if base else "")

@@ -35,6 +35,7 @@ from . import svg
 from .batch_plot import batch_plot
 from .budget_plot import budget_plot
 from .cost import html_section as cost_section
+from .explain import graph_changes, node_error_text, worst_nodes
 from .figure import MARGIN, PAGE_WIDTH, PLOT_WIDTH, Baselines, Plot, format_time
 from .findings import (
     Finding,
@@ -272,6 +273,25 @@ def _comparisons_section(entries: Sequence[Entry]) -> str:
         [[e.model, e.variant, name, format_comparison(c)] for e, name, c in compared], set())
 
 
+def _explanation_section(entries: Sequence[Entry]) -> str:
+    """The graph diff against the base and the nodes adding the most quantization error."""
+    changes = [[e.model, e.variant, line] for e in entries for line in graph_changes(e)]
+    nodes = [[e.model, e.variant, n.tensor, n.op, n.node, node_error_text(n)]
+             for e in entries for n in worst_nodes(e)]
+    html = ""
+    if changes:
+        html += ("<h2>Graph, base → head</h2><p>From both .tflite files; nodes matched by "
+                 "output tensor name.</p>" + _table(["model", "variant", "change"], changes,
+                                                    set()))
+    if nodes:
+        html += ("<h2>Nodes that add the most quantization error</h2><p>Relative RMSE of each "
+                 "op's output against the float reference, beyond its inputs'. "
+                 "<code>--tflite-node-data</code> writes it as Model Explorer overlays.</p>"
+                 + _table(["model", "variant", "node", "op", "Model Explorer id",
+                           "error the op adds"], nodes, {5}))
+    return html
+
+
 def plots(entries: Sequence[Entry], baselines: Baselines) -> list[Plot]:
     batch = batch_plot(entries)
     # Measured vs budget last: its passes with room to spare fold right under it.
@@ -317,6 +337,7 @@ def render(entries: Sequence[Entry], baselines: Baselines | None = None,
         warning_html,
         _checks_section(entries),
         _comparisons_section(entries),
+        _explanation_section(entries),
         cost_section(entries),
         "</main></body></html>",
     ]) + "\n"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..comment_marker import COMMENT_LIMIT, DEFAULT_COMMENT_ID, marker, utf16_length
 from ..results import VERDICT_ORDER, Check, Comparison, Entry, Verdict
 from ..units import format_bytes, format_ms
+from .explain import changed_summary, graph_changes, node_error_text, worst_nodes
 from .findings import (
     Finding,
     change_text,
@@ -308,9 +309,38 @@ def blocks(entries: Sequence[Entry]) -> tuple[list[str], list[Block]]:
                    "broke", "", *header(FINDING_COLUMNS)],
               [finding_row(f, entries) for f in bad]),
         Block(latency_head, [comparison_row(*t, entries) for t in notable]),
+        *explanation_blocks(entries),
         Block(["", *header(FOLDED_COLUMNS)], [finding_row(f, entries, fix=False) for f in rest],
               fold=fold),
         Block(latency_head, [comparison_row(*t, entries) for t in unchanged], fold=fold),
+    ]
+
+
+NODE_COLUMNS = ["variant", "node", "op", "Model Explorer id", "error the op adds"]
+
+
+def explanation_blocks(entries: Sequence[Entry]) -> list[Block]:
+    """The graph diff against the base and the nodes adding the most quantization error, in
+    one folded section whose summary names the first changes."""
+    who = {id(entry): _who(entry, entries) for entry in entries}
+    changes = [f"- **{cell(who[id(e)])}**: {cell(line)}"
+               for e in entries for line in graph_changes(e)]
+    nodes = [row([cell(who[id(e)]), _code(n.tensor), cell(n.op), _code(n.node),
+                  cell(node_error_text(n))]) for e in entries for n in worst_nodes(e)]
+    if not changes and not nodes:
+        return []
+    summary = changed_summary(entries, who)
+    title = (f"Graph changes: {summary}" if summary
+             else "Graph: the nodes that add the most quantization error")
+    fold = Fold(["", f"<details><summary>{cell(_short(title, 300))}</summary>"],
+                ["", "</details>"])
+    return [
+        Block(["", "**Graph, base → head** (from both .tflite files; nodes matched by output "
+                   "tensor name)", ""], changes, fold=fold),
+        Block(["", "**Nodes that add the most quantization error** (relative RMSE of the op's "
+                   "output against the float reference, beyond its inputs'; "
+                   "`--tflite-node-data` writes them as Model Explorer overlays)", "",
+               *header(NODE_COLUMNS)], nodes, fold=fold),
     ]
 
 

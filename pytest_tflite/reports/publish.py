@@ -21,6 +21,7 @@ class ReportOptions:
     comment_id: str = "budgets"  # its hidden marker: <!-- pytest-tflite:ID -->
     html_path: Path | None = None  # the self-contained page with plots (--tflite-html)
     step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY: appended to, never overwritten
+    node_data_dir: Path | None = None  # Model Explorer overlays per variant (--tflite-node-data)
 
 
 def publish(entries: Sequence[Entry], options: ReportOptions,
@@ -47,6 +48,12 @@ def publish(entries: Sequence[Entry], options: ReportOptions,
 
         _write(options.html_path, render(entries, baselines))
         written.append(f"tflite html report: {options.html_path}")
+    if options.node_data_dir is not None:
+        from .node_data import write_node_data
+
+        write_node_data(options.node_data_dir, entries)
+        written.append(f"tflite node data: {options.node_data_dir} (its README.md says how to "
+                       f"view each variant)")
     # Only a run that checked something adds to the job summary: every pytest run of a job
     # sees the variable, and a section saying "nothing checked" per run would be noise.
     if (options.step_summary is not None and entries

@@ -6,11 +6,12 @@ They read typed results, so the pytest plugin and the CLI print the same thing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
+from ..nodes import LayerError
 from ..printable import log_line, printable
 from ..results import Check, Comparison, Entry, Measurement
 from ..units import format_bytes, format_ms, format_percent
+from .explain import terminal_lines
 from .findings import (
     change_text,
     fix_for,
@@ -219,6 +220,9 @@ def summary_lines(entries: Sequence[Entry], hits: int, misses: int) -> list[str]
                                ", ".join(x for x in (c.clock, f"{c.pairs} pairs") if x),
                                c.verdict + (" (re-measured)" if c.remeasured else "")]
                               for e, name, c in compared])]
+    graph = terminal_lines(entries)
+    if graph:
+        lines += ["", *graph]
     lines = [_plain_text(line) for line in lines]
     lines += [f"warning: {text}" for text in entry_warnings(entries)]
     if hits or misses:
@@ -265,16 +269,18 @@ def measurement_lines(measurement: Measurement) -> list[str]:
     return lines
 
 
-def layer_table(rows: list[dict[str, Any]], limit: int = 10) -> list[str]:
-    """Per-layer quantization error, worst (relative RMSE) first."""
-    def number(value: Any) -> str:
+def layer_table(rows: list[LayerError], limit: int = 10) -> list[str]:
+    """Quantization error per operator, the most added first: ``added`` is the error the op
+    adds to what it reads (measure/layers.py), the other columns its output's own error."""
+    def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.4g}"
 
-    shown = [[row["tensor"][:60], number(row["relative_rmse"]), number(row["rmse"]),
-              number(row["max_abs_error"]), number(row["scale"]), number(row["rmse_over_scale"])]
+    shown = [[f"{row.index} {row.op}", row.tensor[:60], number(row.added),
+              number(row.relative_rmse), number(row.rmse), number(row.max_abs_error),
+              number(row.scale), number(row.rmse_over_scale)]
              for row in rows[:limit]]
-    lines = table(["tensor", "rmse / rms(ref)", "rmse", "max abs error", "scale", "rmse / scale"],
-                  shown)
+    lines = table(["op", "tensor", "added", "rmse / rms(ref)", "rmse", "max abs error", "scale",
+                   "rmse / scale"], shown)
     if len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more")
     return lines

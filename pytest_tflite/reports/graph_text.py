@@ -1,0 +1,115 @@
+"""A graph diff as short lines a reviewer reads in five seconds (``CONV_2D 3 → 4``,
+``dense_1/kernel 64×64 → 64×96 (+2.0 KiB int8)``, ``xnnpack: MEAN (main/7) delegate →
+fallback``), and the constants that grew most in one phrase, for a size regression's row.
+
+Names come from the models: every line is made safe to print (``printable.log_line``).
+"""
+
+from __future__ import annotations
+
+from ..nodes import BufferGrowth, ErrorChange, GraphDiff, NodeRef, PlacementMove, TensorChange
+from ..printable import log_line, printable
+from ..units import format_bytes
+
+ARROW = "→"
+
+
+def _signed_bytes(change: int) -> str:
+    return ("+" if change >= 0 else "\u2212") + format_bytes(abs(change))
+
+
+def _at(node: NodeRef) -> str:
+    """Where Model Explorer finds the node: ``main/5``."""
+    return f"{printable(node.graph)}/{node.node}"
+
+
+def _node(what: str, node: NodeRef) -> str:
+    output = f" {printable(node.output)}" if node.output else ""
+    return f"{what}: {node.op}{output} ({_at(node)})"
+
+
+def _shape(description: str) -> str:
+    """``64×64`` from ``int8 64×64, scale 0.02, zero point 0`` (``graph_diff.describe``)."""
+    return description.partition(" ")[2].split(",")[0]
+
+
+def _tensor(change: TensorChange) -> str:
+    name = printable(change.name)
+    if change.changed != ["shape"]:
+        return f"{name}: {printable(change.base)} {ARROW} {printable(change.head)}"
+    text = f"{name} {_shape(change.base)} {ARROW} {_shape(change.head)}"
+    if change.base_bytes is not None and change.head_bytes is not None:
+        dtype = change.head.partition(" ")[0]
+        text += f" ({_signed_bytes(change.head_bytes - change.base_bytes)} {printable(dtype)})"
+    return text
+
+
+def _new_constant(growth: BufferGrowth) -> str:
+    shape = "×".join(map(str, growth.head_shape)) or "scalar"
+    return (f"new constant: {printable(growth.tensor)} {printable(growth.dtype)} {shape} "
+            f"({_signed_bytes(growth.head_bytes)})")
+
+
+def _grown_constant(growth: BufferGrowth) -> str:
+    return (f"{printable(growth.tensor)} {format_bytes(growth.base_bytes)} {ARROW} "
+            f"{format_bytes(growth.head_bytes)}")
+
+
+def _move(move: PlacementMove) -> str:
+    return (f"{printable(move.delegate)}: {move.node.op} ({_at(move.node)}) {move.base} {ARROW} "
+            f"{move.head}")
+
+
+def _error(change: ErrorChange) -> str:
+    where = f"{printable(change.tensor)} ({_at(change.node)})"
+    if change.base is None:
+        return f"{where}: quantization error added {change.head:.1%} (new)"
+    return f"{where}: quantization error added {change.base:.1%} {ARROW} {change.head:.1%}"
+
+
+def all_lines(diff: GraphDiff) -> list[str]:
+    """Every line of the diff, most telling first: op counts, nodes added and removed, nodes
+    that moved between a delegate and the CPU, tensors changed, constants grown, error grown.
+    Not the notes (what could not be compared): ``note_lines`` has them."""
+    lines = [f"{count.op} {count.base} {ARROW} {count.head}" for count in diff.ops]
+    lines += [_node("added", node) for node in diff.added]
+    lines += [_node("removed", node) for node in diff.removed]
+    lines += [_move(move) for move in diff.placement]
+    lines += [_tensor(change) for change in diff.tensors]
+    # A constant whose tensor line already shows its growth is not repeated.
+    shown = {change.name for change in diff.tensors}
+    for growth in diff.buffers:
+        if growth.base_shape is None:
+            lines.append(_new_constant(growth))
+        elif growth.tensor not in shown:
+            lines.append(_grown_constant(growth))
+    lines += [_error(change) for change in diff.errors if change.head > (change.base or 0.0)]
+    return lines
+
+
+def diff_lines(diff: GraphDiff, limit: int = 12) -> list[str]:
+    """At most ``limit`` lines (the last one then says how many more there are), each safe to
+    print; empty for a diff with nothing in it."""
+    lines = all_lines(diff)
+    omitted = sum(diff.omitted.values())  # cut from the diff's own lists already
+    if omitted or len(lines) > limit:
+        keep = min(len(lines), max(limit - 1, 0))
+        lines = [*lines[:keep], f"… and {len(lines) - keep + omitted} more"]
+    return [log_line(line) for line in lines]
+
+
+def grown_buffers(diff: GraphDiff, n: int = 3) -> str:
+    """The ``n`` constants that grew most, for a size regression's row:
+    ``dense_1/kernel +2.0 KiB, dense_0/kernel +512 B, inserted/kernel +4.0 KiB (new)``;
+    empty when none grew."""
+    parts = []
+    for growth in diff.buffers[:n]:
+        new = " (new)" if growth.base_shape is None else ""
+        parts.append(f"{printable(growth.tensor)} "
+                     f"{_signed_bytes(growth.head_bytes - growth.base_bytes)}{new}")
+    return log_line(", ".join(parts))
+
+
+def note_lines(diff: GraphDiff) -> list[str]:
+    """What could not be compared, and why, each safe to print (notes name files and delegates)."""
+    return [log_line(note) for note in diff.notes]

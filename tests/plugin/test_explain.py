@@ -1,0 +1,82 @@
+"""A regression explained end to end: the base branch saves a baseline, the head's one-layer
+change reaches the PR comment, the JSON, the HTML and the terminal as a graph diff naming the
+layer and the buffer that grew. Ready .tflite files: the inner sessions never import TensorFlow."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.helpers.models import dense_model
+
+BUDGET = """
+    [defaults.runtime]
+    delegates = ["xnnpack"]
+    warmup = { min_runs = 1, min_seconds = 0 }
+    timing = { min_runs = 3, min_seconds = 0 }
+
+    [variants.float32]
+    size = { max = "1 MiB" }
+
+    [regression]
+    size = "1%"
+"""
+TEST = """
+    import os, pytest
+
+    @pytest.mark.tflite_budget("mlp")
+    def test_mlp(tflite_convert, tflite_budget):
+        units = os.environ.get("UNITS", "16")
+        tflite_budget.check(tflite_convert(os.path.abspath(f"dense{units}.tflite"),
+                                           variant="float32"))
+"""
+
+
+def test_a_one_layer_change_names_the_layer_and_the_buffer_that_grew(
+        project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    for units in (16, 64):
+        (p.path / f"dense{units}.tflite").write_bytes(dense_model(units))
+    monkeypatch.setenv("UNITS", "16")
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+
+    monkeypatch.setenv("UNITS", "64")
+    result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json",
+                         "--tflite-markdown=comment.md", "--tflite-html=r.html")
+    result.assert_outcomes(failed=1)
+    (entry,) = json.loads((p.path / "r.json").read_text())["entries"]
+    diff = entry["graph_diff"]
+    # dense_model(units): kernel units×8 float32, bias units float32; nothing else changed.
+    assert diff["ops"] == [] and diff["added"] == [] and diff["removed"] == []
+    kernel, bias = diff["buffers"]
+    assert (kernel["tensor"], kernel["base_bytes"], kernel["head_bytes"]) == \
+        ("dense/kernel", 16 * 8 * 4, 64 * 8 * 4)
+    assert (bias["tensor"], bias["base_bytes"], bias["head_bytes"]) == \
+        ("dense/bias", 16 * 4, 64 * 4)
+    assert {t["name"] for t in diff["tensors"]} >= {"dense/kernel", "dense/bias", "output"}
+
+    comment = (p.path / "comment.md").read_text()
+    summary = next(line for line in comment.splitlines() if "Graph changes" in line)
+    assert summary.startswith("<details><summary>") and "dense/kernel 16×8 → 64×8" in summary
+    # The size row names the buffers that grew most, largest first: +1.5 KiB, then +192 B.
+    size_row = next(line for line in comment.splitlines() if "| file size |" in line)
+    assert "grew most: dense/kernel +1.5 KiB, dense/bias +192 B" in size_row
+    assert "dense/kernel 16×8 → 64×8" in (p.path / "r.html").read_text()
+    result.stdout.fnmatch_lines(["graph mlp ?float32?: dense/kernel 16×8 -> 64×8 (+1.5 KiB float32)*"])
+
+
+def test_the_same_model_has_an_empty_graph_diff_and_no_section(
+        project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    (p.path / "dense16.tflite").write_bytes(dense_model(16))
+    monkeypatch.setenv("UNITS", "16")
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json",
+                         "--tflite-markdown=comment.md")
+    result.assert_outcomes(passed=1)
+    (entry,) = json.loads((p.path / "r.json").read_text())["entries"]
+    assert entry["graph_diff"]["ops"] == [] and entry["graph_diff"]["buffers"] == []
+    assert entry["graph_diff"]["tensors"] == []
+    assert "Graph changes" not in (p.path / "comment.md").read_text()
