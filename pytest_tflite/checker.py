@@ -138,7 +138,8 @@ class BudgetChecker:
         text = "\n".join(layer_table(rows))
         if self._add_section is not None:
             self._add_section("tflite per-layer quantization error", text)
-        return "\n\nPer-layer quantization error, worst first:\n" + text
+        return ("\n\nPer-layer quantization error, worst first (added: the error an op adds to the "
+                "worst error among the activations it reads):\n" + text)
 
     def _warn_skipped(self, entry: Entry) -> None:
         if self.settings.require_delegates:

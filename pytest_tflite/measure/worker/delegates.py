@@ -7,7 +7,6 @@ accelerators, which only say whether they took the whole model.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -77,6 +76,7 @@ class InterpreterRunner:
                  input_shapes: dict[str, list[int]], batch: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
 
+        self.delegate = delegate
         resolver = {
             "xnnpack": OpResolverType.AUTO,
             "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
@@ -112,11 +112,12 @@ class InterpreterRunner:
         self.inputs = self.interpreter.get_input_details()
 
     @classmethod
-    def around(cls, interpreter: Any) -> InterpreterRunner:
-        """A runner over an interpreter opened elsewhere (the worker's ``run``), so that its
-        ``coverage()`` reads the kernels an evaluation ran with."""
+    def around(cls, interpreter: Any, delegate: str) -> InterpreterRunner:
+        """A runner over an interpreter opened elsewhere (the worker's ``run``) under
+        ``delegate``, so that its ``coverage()`` reads the kernels an evaluation ran with."""
         runner = cls.__new__(cls)
         runner.interpreter = interpreter
+        runner.delegate = delegate
         runner.inputs = interpreter.get_input_details()
         return runner
 
@@ -214,65 +215,12 @@ class InterpreterRunner:
                 del array
         return _block_bytes(extents) if extents else None
 
-    def _allocated(self, index: int) -> bool | None:
-        """Whether the interpreter gave tensor ``index`` memory; None when it cannot be asked."""
-        wrapper = self.interpreter._interpreter
-        try:
-            wrapper.TensorSize(index, 0)
-            if np.dtype(wrapper.TensorType(index, 0)).kind in "OSUV":
-                return None
-            wrapper.tensor(self.interpreter, index, 0)
-        except ValueError as exc:
-            return False if "null" in str(exc).lower() else None
-        except (RuntimeError, TypeError):
-            return None
-        return True
-
     def coverage(self) -> dict[str, Any]:
-        """Delegated nodes, partitions and the ops left to CPU kernels.
+        """Delegated nodes, partitions, the ops left to CPU kernels and the placement per node
+        (see coverage.py)."""
+        from .coverage import coverage
 
-        Only the Interpreter's private ``_get_ops_details()`` lists DELEGATE nodes; each one
-        replaced the original nodes between its inputs and outputs, found by walking back from
-        its outputs to the tensors it takes in.
-        """
-        try:
-            nodes = self.interpreter._get_ops_details()
-        except Exception as exc:  # private API: say so when it changes
-            return {"reason": f"delegation not measurable: _get_ops_details() failed ({exc})"}
-        original = [n for n in nodes if n["op_name"] != "DELEGATE"]
-        producer = {int(t): n["index"] for n in original for t in n["outputs"] if t >= 0}
-        by_index = {n["index"]: n for n in original}
-        delegated: set[int] = set()
-        partitions = [n for n in nodes if n["op_name"] == "DELEGATE"]
-        for partition in partitions:
-            boundary = {int(t) for t in partition["inputs"]}
-            stack = [int(t) for t in partition["outputs"]]
-            seen: set[int] = set()
-            while stack:
-                tensor = stack.pop()
-                if tensor in boundary or tensor in seen or tensor not in producer:
-                    continue
-                seen.add(tensor)
-                node = producer[tensor]
-                if node not in delegated:
-                    delegated.add(node)
-                    stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
-        # Nodes that feed no partition output (ASSIGN_VARIABLE and what leads to it) escape that
-        # walk; a delegated node's own outputs are left unallocated by the interpreter (the
-        # delegate keeps them) or come out of a DELEGATE node, and its inputs may be such too.
-        partition_outputs = {int(t) for p in partitions for t in p["outputs"]}
-        for node in original:
-            outputs = [int(t) for t in node["outputs"] if t >= 0]
-            tensors = outputs or [int(t) for t in node["inputs"] if t >= 0]
-            if any(t in partition_outputs or self._allocated(t) is False for t in tensors):
-                delegated.add(node["index"])
-        fallback = Counter(n["op_name"] for n in original if n["index"] not in delegated)
-        return {
-            "delegated_nodes": len(delegated),
-            "total_nodes": len(original),
-            "partitions": len(partitions),
-            "fallback_ops": dict(sorted(fallback.items())),
-        }
+        return coverage(self.interpreter, self.delegate)
 
 
 def trace(event: str, model_path: str) -> None:
@@ -292,8 +240,10 @@ class AcceleratorRunner:
                  input_shapes: dict[str, list[int]]) -> None:
         from ai_edge_litert.compiled_model import CompiledModel
 
+        self.delegate = delegate
         try:
-            self.model = CompiledModel.from_file(model_path, hardware_accel=_accelerator(delegate))
+            self.model = CompiledModel.from_file(model_path,
+                                                 hardware_accel=accelerator_flags(delegate))
         except RuntimeError as exc:
             raise ModelUnsupported(_unsupported_reason(str(exc))) from None
         details = self.model.get_input_tensor_details("serving_default") \
@@ -319,7 +269,10 @@ class AcceleratorRunner:
     def coverage(self) -> dict[str, Any]:
         full = bool(self.model.is_fully_accelerated())
         return {"fully_accelerated": full,
-                "reason": "CompiledModel reports only whether the whole model was accelerated"}
+                "reason": "CompiledModel reports only whether the whole model was accelerated",
+                "placement": None,
+                "placement_note": f"LiteRT's CompiledModel tells only is_fully_accelerated(), "
+                                  f"not which ops the {self.delegate} accelerator took"}
 
 
 ALIGNMENT_GAP = 64  # TFLite's kDefaultTensorAlignment
@@ -335,7 +288,11 @@ def _block_bytes(extents: list[tuple[int, int]]) -> int:
     return total + block_end - block_start
 
 
-def _accelerator(delegate: str) -> Any:
+def accelerator_flags(delegate: str) -> Any:
+    """The accelerator alone, never with CPU: CompiledModel.is_fully_accelerated() is about the
+    whole set, so with NPU|CPU on a machine without an NPU the model runs on the CPU and still
+    reads True (tests/unit/measure/test_accelerator_honesty.py shows it). Alone, a missing or
+    partial accelerator fails to compile instead, and probe_accelerator tells which."""
     from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 
     return HardwareAccelerator.GPU if delegate == "gpu" else HardwareAccelerator.NPU

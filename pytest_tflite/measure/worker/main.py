@@ -124,7 +124,7 @@ def _run_under(delegate: str, model_path: str, arrays: list[Any], names: list[st
     except (RuntimeError, ValueError) as exc:
         words = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise ModelUnsupported(f"{delegate} refused the model: {words[:500]}") from None
-    return found, InterpreterRunner.around(interpreter).coverage()
+    return found, InterpreterRunner.around(interpreter, delegate).coverage()
 
 
 def layers(candidate_path: str, reference_path: str, inputs_path: str) -> dict[str, Any]:
