@@ -24,6 +24,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .budget import Budget
     from .engine import Settings
+    from .nodes import LayerError
     from .results import Entry
 
 ENTRY_PROPERTY = "tflite_entry"
@@ -113,7 +114,8 @@ class BudgetChecker:
             if reference is not None and engine.explains_quality(entry):
                 runtime = engine.runtime_settings(self.budget, self.budget.variant(entry.variant),
                                                   self.settings)
-                message += self._layer_section(candidate, reference, eval_data, runtime.timeout)
+                message += self._layer_section(candidate, reference, eval_data, runtime.timeout,
+                                               entry.measurement.layers)
             raise BudgetExceeded(message)
         return document
 
@@ -124,13 +126,16 @@ class BudgetChecker:
         self._record(ENTRY_PROPERTY, json.dumps(document))
         return document
 
-    def _layer_section(self, model: Any, reference: Any, data: Any, timeout: float) -> str:
-        """Which layers lost the accuracy: a report section, and a pointer in the message."""
+    def _layer_section(self, model: Any, reference: Any, data: Any, timeout: float,
+                       measured: list[LayerError] | None) -> str:
+        """Which layers lost the accuracy: a report section, and a pointer in the message.
+        ``measured``: the entry's own (--tflite-node-data), not measured twice."""
         from .engine import layer_errors
         from .reports.tables import layer_table
 
         try:
-            rows = layer_errors(model, reference, data, timeout)
+            rows = measured if measured is not None else layer_errors(model, reference, data,
+                                                                      timeout)
         except TFLiteError as exc:
             return f"\n\n(per-layer quantization error not available: {exc})"
         if not rows:
