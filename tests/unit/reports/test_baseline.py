@@ -194,7 +194,8 @@ def test_a_model_that_grew_fails_against_the_base_branch(project: Any, xdist: li
     grown.stdout.fnmatch_lines([
         "failed, one line per variant and figure:",
         # fnmatch reads [...] as a set of characters: ? stands for each bracket.
-        f"  mlp ?float32? file size: * -> * KiB (+*, {change:+.1%}); fail: regression.size <= *",
+        f"  mlp ?float32? file size: * -> * KiB (+*, {change:+.1%}); grew most: dense/kernel "
+        f"+1.5 KiB, dense/bias +192 B; fail: regression.size <= *",
         "      change: *mlp.toml ?regression? size"])
     assert "--tflite-loosen" not in grown.stdout.str()
 
