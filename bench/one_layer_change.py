@@ -5,7 +5,10 @@ baseline, the head (the widened layer) is judged against the budgets and that ba
 the PR comment the head run wrote, its headline, and how many failed and error rows it holds,
 so the before/after of a reporting change can be pasted into a note.
 
-    python bench/one_layer_change.py [--out DIR] [--width 96]
+    python bench/one_layer_change.py [--out DIR] [--width 96] [--no-node-data]
+
+Both runs pass --tflite-node-data (as the gate action does), so the comment also lists the
+nodes whose quantization error grew, and OUT/node-data holds the Model Explorer overlays.
 
 Uses whichever ``pytest_tflite`` Python imports (set PYTHONPATH to try another checkout).
 """
@@ -40,6 +43,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="where the comment and reports go")
     parser.add_argument("--width", type=int, default=96, help="the head's hidden Dense width")
+    parser.add_argument("--no-node-data", action="store_true",
+                        help="leave --tflite-node-data out (the gate as it was before it)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="one-layer-"))
     out = (args.out or work / "out").resolve()
@@ -55,12 +60,14 @@ def main() -> int:
     conftest.write_text(widened)
 
     baseline = work / "baseline"
-    code, base_s = run_gate(base, f"--tflite-baseline-save={baseline}")
+    node_data = [] if args.no_node_data else [f"--tflite-node-data={work / 'base-node-data'}"]
+    code, base_s = run_gate(base, f"--tflite-baseline-save={baseline}", *node_data)
     print(f"base: exit {code} in {base_s:.0f} s")
     code, head_s = run_gate(head, f"--tflite-baseline={baseline}",
                             f"--tflite-markdown={out / 'comment.md'}",
                             f"--tflite-report={out / 'report.json'}",
-                            f"--tflite-html={out / 'report.html'}")
+                            f"--tflite-html={out / 'report.html'}",
+                            *([f"--tflite-node-data={out / 'node-data'}"] if node_data else []))
     print(f"head: exit {code} in {head_s:.0f} s")
     comment = (out / "comment.md").read_text()
     rows = [line for line in comment.splitlines() if line.startswith("|")]

@@ -1,4 +1,4 @@
-"""``tflite-budget``: the plugin's core from a shell: schema, measure, check, init.
+"""``tflite-budget``: the plugin's core from a shell: schema, measure, check, init, explore.
 
 Exit codes: 0 within budget, 1 over budget, 2 on a usage error, an invalid model or budget file,
 or a measurement that could not be made (the model crashed or timed out).
@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .arguments import delegate_list, percentage, positive_float, positive_int, size
 from .errors import TFLiteError, did_you_mean
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                       help=f"room above the worst runtime figure seen (default "
                            f"{DEFAULT_MARGIN * 100:.0f}%%)")
     init.add_argument("--variant", default="default", help="the section to write")
+    _explore_arguments(commands)
     comment = commands.add_parser(
         "comment", help="post or update the pull-request comment written by --tflite-markdown")
     comment.add_argument("--repo", required=True, metavar="OWNER/NAME",
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return _init(args)
         if args.command == "comment":
             return _comment(args)
+        if args.command == "explore":
+            return _explore(args)
         return _check(args)
     except TFLiteError as exc:
         print(f"tflite-budget: error: {exc}", file=sys.stderr)
@@ -341,6 +344,29 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore_arguments(commands: Any) -> None:
+    explore = commands.add_parser(
+        "explore", help="view a model in Model Explorer with its per-node overlays",
+        description="Measure MODEL's placement (which delegate ran each operator), write it as "
+                    "Model Explorer node data, with the moves against a baseline's model "
+                    "(--base), and serve it on 127.0.0.1 until Ctrl-C. Needs the extra: "
+                    "pip install \"pytest-tflite[explorer]\".")
+    _model_arguments(explore, default=["xnnpack"])
+    explore.add_argument("--base", type=Path, metavar="BASELINE_DIR",
+                         help="a baseline directory (--tflite-baseline-save): colour the "
+                              "operators that moved against its model variant")
+    explore.add_argument("--model", dest="model_name", metavar="NAME",
+                         help="the model's name in the baseline (default: MODEL's file name "
+                              "without .tflite)")
+    explore.add_argument("--variant", default="default", metavar="NAME",
+                         help="the variant's name in the baseline (default: default)")
+    explore.add_argument("--port", type=positive_int, default=None, metavar="N",
+                         help="serve on this port (default: a free one)")
+    explore.add_argument("--node-data", type=Path, default=None, metavar="DIR",
+                         help="write the model and its node data here and keep them (default: "
+                              "a temporary folder, removed at exit)")
+
+
 def _comment(args: argparse.Namespace) -> int:
     """Find the pull request's comment carrying the body's marker *and* written by --author,
     and update it, or create it. With --head-sha, nothing is posted unless the pull request
@@ -382,3 +408,12 @@ def _comment(args: argparse.Namespace) -> int:
               f"(--author): the next run will not find it and will post another; pass "
               f"--author {poster} (or --author @me)", file=sys.stderr)
     return 0
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from .explorer import explore
+
+    args.delegates = args.delegates or ["xnnpack"]
+    delegates, settings = _cli_settings(args)
+    return explore(args.model, delegates, settings, name=args.model_name or args.model.stem,
+                   variant=args.variant, base=args.base, port=args.port, folder=args.node_data)

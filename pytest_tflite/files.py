@@ -1,10 +1,12 @@
 """Writing files so that a kill or a power cut never leaves half of one: the one home of
-``write_atomic``, for the conversion cache, the baseline, the ratchet and the reports alike.
-Standard library only."""
+``write_atomic``, for the conversion cache, the baseline, the ratchet and the reports alike,
+and ``path_part``, a model's or variant's name made safe as a folder or file name. Standard
+library only."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def path_part(name: str) -> str:
+    """A model's or variant's name as one path part: nothing that climbs out of the folder or
+    needs quoting in a shell (only letters, digits, ``_``, ``.``, ``-``; no leading dot)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
 
 
 def _sync_folder(folder: Path) -> None:

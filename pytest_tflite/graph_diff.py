@@ -27,7 +27,8 @@ from .nodes import (
     OpCount,
     PlacementMove,
     TensorChange,
-    graph_id,
+    graph_id_of,
+    graph_ids,
 )
 from .results import Measurement
 
@@ -63,7 +64,7 @@ class _Tensor:
 
 
 def _graph_ids(view: FlatbufferView) -> list[str]:
-    return [graph_id(s["index"], s["name"]) for s in view.subgraphs]
+    return graph_ids([s["name"] for s in view.subgraphs])
 
 
 def _nodes(view: FlatbufferView) -> dict[str, list[_Node]]:
@@ -269,7 +270,7 @@ def _by_output(placements: Sequence[NodePlacement], names: Mapping[int, str]
     keyed: dict[tuple[str, ...], NodePlacement] = {}
     ordinal: dict[tuple[str, str], int] = defaultdict(int)
     for placement in placements:
-        graph = graph_id(placement.subgraph, names.get(placement.subgraph, ""))
+        graph = graph_id_of(names, placement.subgraph)
         if placement.output:
             keyed.setdefault((graph, placement.output), placement)
         else:
@@ -298,7 +299,7 @@ def _placement(base: Measurement, head: Measurement) -> tuple[list[PlacementMove
         for key, node in _by_output(after.placement, head_names).items():
             was = old.get(key)
             if was is not None and was.placed != node.placed:
-                graph = graph_id(node.subgraph, head_names.get(node.subgraph, ""))
+                graph = graph_id_of(head_names, node.subgraph)
                 moves.append(PlacementMove(delegate, NodeRef(graph, str(node.index), node.op,
                                                              node.output), was.placed,
                                            node.placed))
@@ -332,7 +333,7 @@ def error_changes(base_layers: Sequence[LayerError], head_layers: Sequence[Layer
         # The same model on the same data repeats its error to float32 noise: not a change.
         if was is not None and math.isclose(was, layer.added, rel_tol=1e-6, abs_tol=1e-9):
             continue
-        node = NodeRef(graph_id(layer.subgraph, names.get(layer.subgraph, "")), str(layer.index),
+        node = NodeRef(graph_id_of(names, layer.subgraph), str(layer.index),
                        layer.op, layer.tensor)
         changes.append(ErrorChange(node, layer.tensor, was, layer.added))
     return sorted(changes, key=lambda c: -(c.head - (c.base or 0.0)))

@@ -11,6 +11,7 @@ shift when a layer is inserted.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,28 @@ def graph_id(subgraph: int, name: str) -> str:
     if name:
         return name
     return "main" if subgraph == 0 else f"subgraph_{subgraph}"
+
+
+def graph_ids(names: Sequence[str]) -> list[str]:
+    """The graph id Model Explorer's viewer shows for each subgraph, by index: ``graph_id``,
+    except that the viewer renames the second and later graphs of an id already taken to
+    ``"ID (2)"``, ``"ID (3)"`` (the adapter keeps the duplicates; the web app's
+    ``addGraphCollections`` renames them, and node data is looked up by the new id). Two
+    subgraphs with one name happen: an unnamed subgraph 1 beside one named ``subgraph_1``."""
+    seen: dict[str, int] = {}
+    ids = []
+    for index, name in enumerate(names):
+        wanted = graph_id(index, name)
+        count = seen.get(wanted, 0)
+        seen[wanted] = count + 1
+        ids.append(wanted if count == 0 else f"{wanted} ({count + 1})")
+    return ids
+
+
+def graph_id_of(names: Mapping[int, str], subgraph: int) -> str:
+    """``graph_ids``' id of one subgraph, from its model's subgraph names by index."""
+    ids = graph_ids([names.get(index, "") for index in range(max(names, default=-1) + 1)])
+    return ids[subgraph] if 0 <= subgraph < len(ids) else graph_id(subgraph, "")
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..nodes import LayerError, graph_id
+from ..nodes import LayerError, graph_id_of
 from ..results import Entry
 from .graph_text import diff_lines, grown_buffers, note_lines
 
@@ -55,7 +55,7 @@ def changed_summary(entries: Sequence[Entry], who: dict[int, str]) -> str:
 
 def _key(layer: LayerError, entry: Entry) -> str:
     names = {s["index"]: s["name"] for s in entry.measurement.subgraphs}
-    return f"{graph_id(layer.subgraph, names.get(layer.subgraph, ''))}/{layer.index}"
+    return f"{graph_id_of(names, layer.subgraph)}/{layer.index}"
 
 
 def worst_nodes(entry: Entry, limit: int = TOP_NODES) -> list[NodeError]:

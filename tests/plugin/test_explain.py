@@ -80,3 +80,29 @@ def test_the_same_model_has_an_empty_graph_diff_and_no_section(
     assert entry["graph_diff"]["ops"] == [] and entry["graph_diff"]["buffers"] == []
     assert entry["graph_diff"]["tensors"] == []
     assert "Graph changes" not in (p.path / "comment.md").read_text()
+
+
+def test_node_data_and_the_graph_diff_change_no_verdict(project: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same head judged with and without --tflite-node-data: the same checks, the same
+    verdicts, the same figures for everything static."""
+    p = project({"mlp": BUDGET}, test_gate=TEST)
+    for units in (16, 64):
+        (p.path / f"dense{units}.tflite").write_bytes(dense_model(units))
+    monkeypatch.setenv("UNITS", "16")
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    monkeypatch.setenv("UNITS", "64")
+    plain = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=a.json")
+    explained = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=b.json",
+                            "--tflite-node-data=nodes")
+    plain.assert_outcomes(failed=1)
+    explained.assert_outcomes(failed=1)
+
+    def judged(name: str) -> list[tuple[Any, ...]]:
+        (entry,) = json.loads((p.path / name).read_text())["entries"]
+        return [(c["metric"], c["verdict"], c["budget"], c["measured"], c["baseline"])
+                for c in entry["checks"]]
+
+    assert judged("a.json") == judged("b.json")
+    assert (p.path / "nodes" / "mlp" / "float32" / "model.tflite").read_bytes() == \
+        (p.path / "dense64.tflite").read_bytes()
