@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..nodes import LayerError, graph_id_of
 from ..results import Entry
-from .graph_text import diff_lines, grown_buffers, note_lines
+from .graph_text import ERROR_SHOWN, diff_lines, grown_buffers, note_lines
 
 TOP_NODES = 10
 SUMMARY_LINES = 2  # graph changes named in a folded section's summary
@@ -72,20 +72,21 @@ def worst_nodes(entry: Entry, limit: int = TOP_NODES) -> list[NodeError]:
 
     rows = [NodeError(layer.tensor, layer.op, _key(layer, entry), float(layer.added or 0.0),
                       base(layer) if compared else None, compared) for layer in layers]
-    if compared:
-        rows.sort(key=lambda r: -(r.error - (r.base or 0.0)))
+    if compared:  # the nodes whose error grew; the others are no news
+        rows = sorted((r for r in rows if r.error - (r.base or 0.0) >= ERROR_SHOWN),
+                      key=lambda r: -(r.error - (r.base or 0.0)))
     else:
-        rows.sort(key=lambda r: -r.error)
+        rows = sorted((r for r in rows if r.error >= ERROR_SHOWN), key=lambda r: -r.error)
     return rows[:limit]
 
 
 def node_error_text(row: NodeError) -> str:
-    """``+0.412 (0.021 → 0.433)`` against a base; ``0.433`` alone."""
+    """``+1.0% (0.3% → 1.3%)`` against a base; ``1.3%`` alone (relative RMSE the op adds)."""
     if not row.compared:
-        return f"{row.error:.3f}"
+        return f"{row.error:.1%}"
     if row.base is None:
-        return f"{row.error:.3f} (new)"
-    return f"{row.error - row.base:+.3f} ({row.base:.3f} → {row.error:.3f})"
+        return f"{row.error:.1%} (new)"
+    return f"{row.error - row.base:+.1%} ({row.base:.1%} → {row.error:.1%})"
 
 
 def terminal_lines(entries: Sequence[Entry]) -> list[str]:

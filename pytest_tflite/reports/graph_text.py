@@ -12,6 +12,7 @@ from ..printable import log_line, printable
 from ..units import format_bytes
 
 ARROW = "→"
+ERROR_SHOWN = 0.001  # an error added that grew by less (0.1% of the tensor's RMS) is noise
 
 
 def _signed_bytes(change: int) -> str:
@@ -33,25 +34,51 @@ def _shape(description: str) -> str:
     return description.partition(" ")[2].split(",")[0]
 
 
+def short_name(name: str) -> str:
+    """A converter's fused name (``a/Relu;a/BiasAdd;a/MatMul``) by its first part, ``a/Relu;…``:
+    the full name is in the JSON report, and Model Explorer's id beside it finds the node."""
+    first, _, rest = name.partition(";")
+    return printable(first + (";…" if rest else ""))
+
+
+def _growth(change: TensorChange) -> int:
+    if change.base_bytes is None or change.head_bytes is None:
+        return 0
+    return change.head_bytes - change.base_bytes
+
+
 def _tensor(change: TensorChange) -> str:
-    name = printable(change.name)
-    if change.changed != ["shape"]:
-        return f"{name}: {printable(change.base)} {ARROW} {printable(change.head)}"
+    """A shape or type change, short: ``dense_1/kernel 64×64 → 64×96 (+2.0 KiB int8)``; the
+    per-channel scales that follow a new shape are part of it, not another change."""
+    name = short_name(change.name)
+    if "type" in change.changed:
+        base, head = (" ".join(d.split(",")[0].split(" ")[:2]) for d in (change.base, change.head))
+        return f"{name} {printable(base)} {ARROW} {printable(head)}"
     text = f"{name} {_shape(change.base)} {ARROW} {_shape(change.head)}"
     if change.base_bytes is not None and change.head_bytes is not None:
         dtype = change.head.partition(" ")[0]
-        text += f" ({_signed_bytes(change.head_bytes - change.base_bytes)} {printable(dtype)})"
+        text += f" ({_signed_bytes(_growth(change))} {printable(dtype)})"
     return text
+
+
+def _requantized(changes: list[TensorChange]) -> list[str]:
+    """Tensors whose scale or zero point alone moved, in one line: any retraining or new
+    calibration moves them all, so each on its own line would bury the cause."""
+    if not changes:
+        return []
+    names = ", ".join(short_name(c.name) for c in changes[:2])
+    more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
+    return [f"requantized (scale or zero point moved): {names}{more}"]
 
 
 def _new_constant(growth: BufferGrowth) -> str:
     shape = "×".join(map(str, growth.head_shape)) or "scalar"
-    return (f"new constant: {printable(growth.tensor)} {printable(growth.dtype)} {shape} "
+    return (f"new constant: {short_name(growth.tensor)} {printable(growth.dtype)} {shape} "
             f"({_signed_bytes(growth.head_bytes)})")
 
 
 def _grown_constant(growth: BufferGrowth) -> str:
-    return (f"{printable(growth.tensor)} {format_bytes(growth.base_bytes)} {ARROW} "
+    return (f"{short_name(growth.tensor)} {format_bytes(growth.base_bytes)} {ARROW} "
             f"{format_bytes(growth.head_bytes)}")
 
 
@@ -61,7 +88,7 @@ def _move(move: PlacementMove) -> str:
 
 
 def _error(change: ErrorChange) -> str:
-    where = f"{printable(change.tensor)} ({_at(change.node)})"
+    where = f"{short_name(change.tensor)} ({_at(change.node)})"
     if change.base is None:
         return f"{where}: quantization error added {change.head:.1%} (new)"
     return f"{where}: quantization error added {change.base:.1%} {ARROW} {change.head:.1%}"
@@ -69,21 +96,26 @@ def _error(change: ErrorChange) -> str:
 
 def all_lines(diff: GraphDiff) -> list[str]:
     """Every line of the diff, most telling first: op counts, nodes added and removed, nodes
-    that moved between a delegate and the CPU, tensors changed, constants grown, error grown.
+    that moved between a delegate and the CPU, tensors resized or retyped (the most bytes
+    first), constants grown, error grown, then the requantized tensors in one line.
     Not the notes (what could not be compared): ``note_lines`` has them."""
     lines = [f"{count.op} {count.base} {ARROW} {count.head}" for count in diff.ops]
     lines += [_node("added", node) for node in diff.added]
     lines += [_node("removed", node) for node in diff.removed]
     lines += [_move(move) for move in diff.placement]
-    lines += [_tensor(change) for change in diff.tensors]
+    reshaped = sorted((c for c in diff.tensors if {"shape", "type"} & set(c.changed)),
+                      key=lambda c: -_growth(c))
+    lines += [_tensor(change) for change in reshaped]
     # A constant whose tensor line already shows its growth is not repeated.
-    shown = {change.name for change in diff.tensors}
+    shown = {change.name for change in reshaped}
     for growth in diff.buffers:
         if growth.base_shape is None:
             lines.append(_new_constant(growth))
         elif growth.tensor not in shown:
             lines.append(_grown_constant(growth))
-    lines += [_error(change) for change in diff.errors if change.head > (change.base or 0.0)]
+    lines += [_error(change) for change in diff.errors
+              if change.head - (change.base or 0.0) >= ERROR_SHOWN]
+    lines += _requantized([c for c in diff.tensors if c.changed == ["quantization"]])
     return lines
 
 
@@ -105,7 +137,7 @@ def grown_buffers(diff: GraphDiff, n: int = 3) -> str:
     parts = []
     for growth in diff.buffers[:n]:
         new = " (new)" if growth.base_shape is None else ""
-        parts.append(f"{printable(growth.tensor)} "
+        parts.append(f"{short_name(growth.tensor)} "
                      f"{_signed_bytes(growth.head_bytes - growth.base_bytes)}{new}")
     return log_line(", ".join(parts))
 

@@ -44,6 +44,7 @@ from .findings import (
     limit_text,
     ordered,
 )
+from .graph_text import short_name
 from .latency_plot import latency_plot
 from .markdown import counts_line
 from .size_plot import size_plot
@@ -276,7 +277,7 @@ def _comparisons_section(entries: Sequence[Entry]) -> str:
 def _explanation_section(entries: Sequence[Entry]) -> str:
     """The graph diff against the base and the nodes adding the most quantization error."""
     changes = [[e.model, e.variant, line] for e in entries for line in graph_changes(e)]
-    nodes = [[e.model, e.variant, n.tensor, n.op, n.node, node_error_text(n)]
+    nodes = [[e.model, e.variant, short_name(n.tensor), n.op, n.node, node_error_text(n)]
              for e in entries for n in worst_nodes(e)]
     html = ""
     if changes:

@@ -31,6 +31,7 @@ from .findings import (
     ordered,
     time_text,
 )
+from .graph_text import short_name
 from .tables import comparisons, entry_warnings, format_delta
 
 # Room under the limit for a workflow that appends a line (a link to the run, say) before posting.
@@ -325,7 +326,7 @@ def explanation_blocks(entries: Sequence[Entry]) -> list[Block]:
     who = {id(entry): _who(entry, entries) for entry in entries}
     changes = [f"- **{cell(who[id(e)])}**: {cell(line)}"
                for e in entries for line in graph_changes(e)]
-    nodes = [row([cell(who[id(e)]), _code(n.tensor), cell(n.op), _code(n.node),
+    nodes = [row([cell(who[id(e)]), _code(short_name(n.tensor)), cell(n.op), _code(n.node),
                   cell(node_error_text(n))]) for e in entries for n in worst_nodes(e)]
     if not changes and not nodes:
         return []
