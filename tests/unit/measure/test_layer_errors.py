@@ -104,3 +104,19 @@ def test_the_layer_broken_on_purpose_adds_the_most_error(tmp_path: Path) -> None
     table = "\n".join(layer_table(found))
     assert table.splitlines()[0].split()[:3] == ["op", "tensor", "added"]
     assert f"{middle_index} FULLY_CONNECTED" in table.splitlines()[2]
+
+    # End to end: the engine measures it for --tflite-node-data (no check failed), and the
+    # error overlay Model Explorer loads has its largest value on the broken node.
+    from pytest_tflite import engine
+    from pytest_tflite.budget import load
+    from pytest_tflite.reports.node_data import overlays
+
+    budget_file = tmp_path / "mlp.toml"
+    budget_file.write_text('[variants.int8]\nsize = { max = "1 MiB" }\n')
+    entry = engine.run(candidate, load(budget_file), "int8",
+                       engine.Settings(runtime_off="not needed here", node_data=True),
+                       evaluation=engine.Evaluation(samples, reference.path))
+    assert entry.verdict == "pass" and entry.measurement.layers is not None
+    results = overlays(entry).files["error.json"]["main"]["results"]
+    assert max(results, key=lambda node: results[node]["value"]) == str(middle_index)
+    assert results[str(middle_index)]["value"] == pytest.approx(worst.added)
