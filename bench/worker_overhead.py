@@ -9,7 +9,7 @@ drift hits every stage alike, after one untimed warm-up of each):
   litert       ``python -c "import ai_edge_litert.interpreter, numpy"`` (what the worker needs)
   +pkg init    litert + ``import pytest_tflite`` (the package __init__, which eagerly imports
                ``pytest_tflite.convert`` and what it imports; the worker pays it too)
-  worker mods  litert + ``import pytest_tflite.measure.worker, .protocol, .runners``
+  worker mods  litert + ``import pytest_tflite.measure.worker.main`` (and what it imports)
   worker       ``python -m pytest_tflite.measure.worker measure M xnnpack SETTINGS`` run directly
   full call    ``measure_delegate(M, "xnnpack", settings)`` in this process (worker + JSON parse)
 
@@ -90,7 +90,7 @@ def main() -> None:
                 "-c", "import ai_edge_litert.interpreter, numpy, pytest_tflite"),
             "worker mods": lambda: child(
                 "-c", "import ai_edge_litert.interpreter, numpy, pytest_tflite.measure.worker, "
-                      "pytest_tflite.measure.protocol, pytest_tflite.measure.runners"),
+                      "pytest_tflite.measure.worker.main, pytest_tflite.measure.worker.delegates"),
             "worker": lambda: child("-m", "pytest_tflite.measure.worker", "measure", str(path),
                                     "xnnpack", worker_settings),
             "full call": full,

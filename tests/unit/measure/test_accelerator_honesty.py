@@ -75,13 +75,19 @@ def test_the_runner_compiles_with_the_accelerator_alone(monkeypatch: pytest.Monk
     asked: list[Any] = []
 
     def from_file(path: str, **options: Any) -> Any:
-        asked.append(options.get("hardware_accel"))
+        asked.append(options["options"])
         raise RuntimeError("stopped by the test")
 
     monkeypatch.setattr(CompiledModel, "from_file", staticmethod(from_file))
     with pytest.raises(ModelUnsupported):
         AcceleratorRunner(str(trivial_path), delegate, 1, {})
-    assert len(asked) == 1 and not asked[0] & HardwareAccelerator.CPU
+    (options,) = asked
+    assert options.hardware_accelerators == accelerator_flags(delegate)
+    assert not options.hardware_accelerators & HardwareAccelerator.CPU
+    # The GPU is timed in benchmark mode (each run waits for the GPU's work), never a
+    # submission-only time; the NPU has no such option.
+    assert (options._gpu_options is not None and options._gpu_options.benchmark_mode) \
+        == (delegate == "gpu")
 
 
 def test_with_cpu_in_the_set_a_missing_npu_still_reads_fully_accelerated(
