@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..nodes import NodePlacement
+from ..op_names import builtin_op_names
 from ..results import DelegateResult
 from ..settings import RuntimeSettings
 from . import lock
@@ -43,7 +45,22 @@ def measure_delegate(
             return DelegateResult("error", explained(exc), threads=settings.threads)
     result = DelegateResult.from_json(found)
     result.threads = result.threads or settings.threads
+    _name_custom_ops(result.placement)
     return result
+
+
+def _name_custom_ops(placement: list[NodePlacement] | None) -> None:
+    """The worker names a custom op by its code alone, as the runtime does; the flatbuffer
+    view, budget files and reports say ``CUSTOM:code``, and one the delegate left is
+    ``custom``, not a fallback to a builtin kernel."""
+    if placement is None:
+        return
+    builtin = builtin_op_names()
+    for node in placement:
+        if node.op not in builtin:
+            node.op = f"CUSTOM:{node.op}"
+            if node.placed == "fallback":
+                node.placed = "custom"
 
 
 def measure_delegates(
