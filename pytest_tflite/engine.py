@@ -90,23 +90,12 @@ def run(model: TFLiteModel, budget: Budget, variant_name: str, settings: Setting
 
 
 def graph_diff(model: TFLiteModel, saved: BaselineEntry, measurement: Measurement,
-               ) -> GraphDiff | None:
+               ) -> GraphDiff:
     """What changed in the graph against the baseline's model: read from both flatbuffers,
-    with placement and per-op error from both measurements. It explains; it judges nothing, so
-    a baseline model that cannot be read leaves a note instead of an error."""
-    from .graph_diff import diff
-    from .nodes import GraphDiff
+    with placement and per-op error from both measurements. It explains; it judges nothing."""
+    from .graph_diff import against_baseline
 
-    if saved.tflite is None:
-        return GraphDiff(notes=["the baseline keeps no .tflite of this variant: no graph diff"])
-    from .flatbuffer import FlatbufferView
-
-    try:
-        base = FlatbufferView(saved.tflite.read_bytes(), origin=str(saved.tflite))
-        base.validate()
-    except (OSError, TFLiteError) as exc:
-        return GraphDiff(notes=[f"the baseline's model could not be read: {exc}"])
-    return diff(base, model.view, saved.entry.measurement, measurement)
+    return against_baseline(saved.tflite, saved.entry.measurement, model.view, measurement)
 
 
 def _baseline_of(budget: Budget, name: str,

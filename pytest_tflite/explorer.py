@@ -27,7 +27,6 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .errors import TFLiteError
-from .nodes import GraphDiff
 
 if TYPE_CHECKING:
     from .results import Entry
@@ -156,6 +155,8 @@ def explore(model: Path, delegates: list[str], settings: RuntimeSettings, *, nam
     node data into ``folder`` (default: a temporary one, removed at exit) and serve it until
     Ctrl-C. Returns the exit code."""
     from .files import path_part
+    from .flatbuffer import FlatbufferView
+    from .graph_diff import against_baseline
     from .reports.node_data import MODEL_FILE, overlays, write_node_data
     from .results import Entry
     from .starter import measure_rounds
@@ -170,14 +171,15 @@ def explore(model: Path, delegates: list[str], settings: RuntimeSettings, *, nam
     entry = Entry(f"tflite-budget explore {model}", name, variant, "tflite", measurement, [],
                   model_path=str(model.resolve()))
     if saved is not None:
-        entry.graph_diff = _diff(saved[0], saved[1], entry)
+        entry.graph_diff = against_baseline(saved[1], saved[0].measurement,
+                                            FlatbufferView(model.read_bytes(), origin=str(model)),
+                                            measurement)
     target = folder or Path(tempfile.mkdtemp(prefix="tflite-explore-"))
     try:
-        written = write_node_data(target, [entry],
-                                  {(name, variant): saved[0]} if saved is not None else None)
+        written = write_node_data(target, [entry])
         here = target / path_part(name) / path_part(variant)
         paths = [p for p in written if p.parent == here and p.suffix == ".json"]
-        skipped = overlays(entry, saved[0] if saved is not None else None).skipped
+        skipped = overlays(entry).skipped
         port = port or free_port()
         print("\n".join([f"node data: {here}", *(f"  {p.name}" for p in paths),
                          *(f"  not written, {k}: {why}" for k, why in skipped.items()),
@@ -204,24 +206,6 @@ def _baseline_entry(directory: Path, model: str, variant: str) -> tuple[Entry, P
         raise TFLiteError(f"{directory} has no {model} [{variant}]: give --model and --variant "
                           f"as the baseline saved them (it holds: {', '.join(saved) or 'nothing'})")
     return found.entry, found.tflite
-
-
-def _diff(base: Entry, tflite: Path | None, head: Entry) -> GraphDiff:
-    """The graph diff against the baseline, every placement move kept (a report's diff keeps
-    the first ones only): what the overlays colour."""
-    from .flatbuffer import FlatbufferView
-    from .graph_diff import diff, placement_moves
-
-    moves = placement_moves(base.measurement, head.measurement)
-    if tflite is None:
-        return GraphDiff(placement=moves, notes=["the baseline kept no .tflite: the structure "
-                                                 "was not compared"])
-    found = diff(FlatbufferView(tflite.read_bytes(), origin=str(tflite)),
-                 FlatbufferView(Path(head.model_path).read_bytes(), origin=head.model_path),
-                 base.measurement, head.measurement)
-    found.placement = moves
-    found.omitted.pop("placement", None)
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,22 +13,24 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
-from .errors import ModelError
+from .errors import ModelError, TFLiteError
 from .flatbuffer import FlatbufferView, QuantizationInfo, TensorInfo
 from .nodes import (
     BufferGrowth,
     ErrorChange,
     GraphDiff,
+    GraphIds,
     LayerError,
     NodePlacement,
     NodeRef,
     OpCount,
     PlacementMove,
     TensorChange,
-    graph_id_of,
     graph_ids,
+    shape_text,
 )
 from .results import Measurement
 
@@ -167,7 +169,7 @@ def describe(tensor: TensorInfo, quantization: QuantizationInfo | None, detail: 
              ) -> str:
     """A tensor as people read it: ``int8 64×64, per-channel (64 scales)``, ``float32 1×64``.
     ``detail``: the axis and range of per-channel scales too, for changes the short form hides."""
-    text = f"{tensor.dtype} {'×'.join(map(str, tensor.shape)) or 'scalar'}"
+    text = f"{tensor.dtype} {shape_text(tensor.shape)}"
     if quantization is None:
         return text
     if detail:
@@ -201,7 +203,8 @@ def _tensor_change(base: _Tensor, head: _Tensor) -> TensorChange | None:
         before = describe(base.info, base.quantization, detail=True)
         after = describe(head.info, head.quantization, detail=True)
     return TensorChange(head.info.name, before, after, changed, base.stored_bytes,
-                        head.stored_bytes)
+                        head.stored_bytes, base.info.dtype, head.info.dtype,
+                        list(base.info.shape), list(head.info.shape))
 
 
 def _growth(base: Mapping[tuple[str, str], _Tensor], head: Mapping[tuple[str, str], _Tensor]
@@ -259,18 +262,14 @@ def _cap(diff: GraphDiff, name: str, items: list[T], limit: int = LIMIT) -> list
 # ---------------------------------------------------------------- from the two measurements
 
 
-def _graph_names(measurement: Measurement) -> dict[int, str]:
-    return {int(s["index"]): str(s.get("name") or "") for s in measurement.subgraphs}
-
-
-def _by_output(placements: Sequence[NodePlacement], names: Mapping[int, str]
+def _by_output(placements: Sequence[NodePlacement], graphs: GraphIds
                ) -> dict[tuple[str, ...], NodePlacement]:
     """Placements keyed by (graph id, output name); an operator without a named output by
     (graph id, op, its count among such ops), the best a name-less node allows."""
     keyed: dict[tuple[str, ...], NodePlacement] = {}
     ordinal: dict[tuple[str, str], int] = defaultdict(int)
     for placement in placements:
-        graph = graph_id_of(names, placement.subgraph)
+        graph = graphs[placement.subgraph]
         if placement.output:
             keyed.setdefault((graph, placement.output), placement)
         else:
@@ -282,7 +281,7 @@ def _by_output(placements: Sequence[NodePlacement], names: Mapping[int, str]
 
 def _placement(base: Measurement, head: Measurement) -> tuple[list[PlacementMove], list[str]]:
     moves, notes = [], []
-    base_names, head_names = _graph_names(base), _graph_names(head)
+    base_graphs, head_graphs = GraphIds.of(base.subgraphs), GraphIds.of(head.subgraphs)
     for delegate, after in head.delegates.items():
         before = base.delegates.get(delegate)
         if before is None:
@@ -295,14 +294,12 @@ def _placement(base: Measurement, head: Measurement) -> tuple[list[PlacementMove
                 why = after.placement_note or "not recorded"
                 notes.append(f"{delegate}: placement not compared: none in this run ({why})")
             continue
-        old = _by_output(before.placement, base_names)
-        for key, node in _by_output(after.placement, head_names).items():
+        old = _by_output(before.placement, base_graphs)
+        for key, node in _by_output(after.placement, head_graphs).items():
             was = old.get(key)
             if was is not None and was.placed != node.placed:
-                graph = graph_id_of(head_names, node.subgraph)
-                moves.append(PlacementMove(delegate, NodeRef(graph, str(node.index), node.op,
-                                                             node.output), was.placed,
-                                           node.placed))
+                ref = NodeRef(head_graphs[node.subgraph], str(node.index), node.op, node.output)
+                moves.append(PlacementMove(delegate, ref, was.placed, node.placed))
     # Moves to the CPU first: they are what slows a model down.
     moves.sort(key=lambda m: (m.head != "fallback", m.delegate, m.node.graph, int(m.node.node)))
     return moves, notes
@@ -316,12 +313,12 @@ def placement_moves(base_measurement: Measurement, head_measurement: Measurement
 
 
 def error_changes(base_layers: Sequence[LayerError], head_layers: Sequence[LayerError],
-                  subgraph_names: Mapping[int, str] | None = None) -> list[ErrorChange]:
+                  graphs: GraphIds | None = None) -> list[ErrorChange]:
     """Nodes whose quantization error added (``LayerError.added``) changed, matched by their
     tensor's name within its subgraph; the largest increase first. A node new in head (or not
     measured in base) has ``base`` None and counts its whole error as the increase.
-    ``subgraph_names``: head's subgraph names by index, for the graph ids."""
-    names = subgraph_names or {}
+    ``graphs``: head's graph ids (unnamed subgraphs when not given)."""
+    graphs = graphs if graphs is not None else GraphIds()
     before: dict[tuple[int, str], float | None] = {}
     for layer in base_layers:
         before.setdefault((layer.subgraph, layer.tensor), layer.added)
@@ -333,8 +330,7 @@ def error_changes(base_layers: Sequence[LayerError], head_layers: Sequence[Layer
         # The same model on the same data repeats its error to float32 noise: not a change.
         if was is not None and math.isclose(was, layer.added, rel_tol=1e-6, abs_tol=1e-9):
             continue
-        node = NodeRef(graph_id_of(names, layer.subgraph), str(layer.index),
-                       layer.op, layer.tensor)
+        node = NodeRef(graphs[layer.subgraph], str(layer.index), layer.op, layer.tensor)
         changes.append(ErrorChange(node, layer.tensor, was, layer.added))
     return sorted(changes, key=lambda c: -(c.head - (c.base or 0.0)))
 
@@ -346,20 +342,25 @@ def _errors(base: Measurement, head: Measurement) -> tuple[list[ErrorChange], li
         why = base.layers_note or "a baseline saved before it was measured, or without " \
                                   "--tflite-node-data"
         return [], [f"quantization error per node not compared: none in the baseline ({why})"]
-    return error_changes(base.layers, head.layers, _graph_names(head)), []
+    return error_changes(base.layers, head.layers, GraphIds.of(head.subgraphs)), []
 
 
-def diff(base_view: FlatbufferView, head_view: FlatbufferView,
+def diff(base_view: FlatbufferView | None, head_view: FlatbufferView,
          base_measurement: Measurement | None = None,
          head_measurement: Measurement | None = None) -> GraphDiff:
-    """Base vs head: the structure from the two flatbuffers; placement moves and error changes
-    from the two measurements when both are given, with ``notes`` saying what could not be
-    compared and why. A model whose data cannot be read (a buffer past the file's end, which
-    validation does not look at) leaves a note: the diff explains, it never fails a test."""
-    try:
-        result = structural_diff(base_view, head_view)
-    except ModelError as exc:
-        result = GraphDiff(notes=[f"the graphs were not compared: {exc}"])
+    """Base vs head: the structure from the two flatbuffers (``base_view`` None: not compared);
+    placement moves and error changes from the two measurements when both are given, with
+    ``notes`` saying what could not be compared and why. A model whose data cannot be read (a
+    buffer past the file's end, which validation does not look at) leaves a note: the diff
+    explains, it never fails a test."""
+    if base_view is None:
+        result = GraphDiff(notes=["the baseline keeps no .tflite of this variant: the graphs "
+                                  "were not compared"])
+    else:
+        try:
+            result = structural_diff(base_view, head_view)
+        except ModelError as exc:
+            result = GraphDiff(notes=[f"the graphs were not compared: {exc}"])
     if base_measurement is None or head_measurement is None:
         return result
     moves, placement_notes = _placement(base_measurement, head_measurement)
@@ -368,3 +369,19 @@ def diff(base_view: FlatbufferView, head_view: FlatbufferView,
     result.errors = _cap(result, "errors", errors)
     result.notes += placement_notes + error_notes
     return result
+
+
+def against_baseline(tflite: Path | None, base: Measurement, head_view: FlatbufferView,
+                     head: Measurement) -> GraphDiff:
+    """``diff`` against a baseline's saved model file and measurement: what the engine keeps in
+    an entry and ``tflite-budget explore`` colours. A model file that cannot be read is a note."""
+    base_view = None
+    if tflite is not None:
+        try:
+            base_view = FlatbufferView(tflite.read_bytes(), origin=str(tflite))
+            base_view.validate()
+        except (OSError, TFLiteError) as exc:
+            found = diff(None, head_view, base, head)
+            found.notes[0] = f"the baseline's model could not be read: {exc}"
+            return found
+    return diff(base_view, head_view, base, head)

@@ -11,7 +11,7 @@ shift when a layer is inserted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,10 +42,22 @@ def graph_ids(names: Sequence[str]) -> list[str]:
     return ids
 
 
-def graph_id_of(names: Mapping[int, str], subgraph: int) -> str:
-    """``graph_ids``' id of one subgraph, from its model's subgraph names by index."""
-    ids = graph_ids([names.get(index, "") for index in range(max(names, default=-1) + 1)])
-    return ids[subgraph] if 0 <= subgraph < len(ids) else graph_id(subgraph, "")
+def shape_text(shape: Sequence[int]) -> str:
+    """``64×96``; ``scalar`` for a rank-0 tensor."""
+    return "×".join(map(str, shape)) or "scalar"
+
+
+class GraphIds(dict[int, str]):
+    """``graph_ids`` by subgraph index, read from ``Measurement.subgraphs`` records; a subgraph
+    past them (an entry without static figures) gets the id of an unnamed one."""
+
+    @classmethod
+    def of(cls, subgraphs: Iterable[Mapping[str, Any]]) -> GraphIds:
+        names = {int(s["index"]): str(s.get("name") or "") for s in subgraphs}
+        return cls(enumerate(graph_ids([names.get(i, "") for i in range(max(names, default=-1) + 1)])))
+
+    def __missing__(self, subgraph: int) -> str:
+        return graph_id(subgraph, "")
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +123,11 @@ class TensorChange:
     changed: list[str]  # of "shape", "type", "quantization"
     base_bytes: int | None = None  # its constant data, when it has any
     head_bytes: int | None = None
+    # The figures ``base`` and ``head`` are written from, for reports that say less.
+    base_dtype: str = ""
+    head_dtype: str = ""
+    base_shape: list[int] = field(default_factory=list)
+    head_shape: list[int] = field(default_factory=list)
 
 
 @dataclass

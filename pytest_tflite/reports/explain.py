@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..nodes import LayerError, graph_id_of
+from ..nodes import GraphIds, LayerError
 from ..results import Entry
 from .graph_text import ERROR_SHOWN, diff_lines, grown_buffers, note_lines
 
@@ -53,11 +53,6 @@ def changed_summary(entries: Sequence[Entry], who: dict[int, str]) -> str:
     return " · ".join(parts)
 
 
-def _key(layer: LayerError, entry: Entry) -> str:
-    names = {s["index"]: s["name"] for s in entry.measurement.subgraphs}
-    return f"{graph_id_of(names, layer.subgraph)}/{layer.index}"
-
-
 def worst_nodes(entry: Entry, limit: int = TOP_NODES) -> list[NodeError]:
     """The nodes that add the most error; by the growth of that error when the base measured it
     too (a new node counts from 0)."""
@@ -70,7 +65,9 @@ def worst_nodes(entry: Entry, limit: int = TOP_NODES) -> list[NodeError]:
         # diff.errors holds the changed nodes only: one missing from it kept its error.
         return changed.get(layer.tensor, layer.added)
 
-    rows = [NodeError(layer.tensor, layer.op, _key(layer, entry), float(layer.added or 0.0),
+    graphs = GraphIds.of(entry.measurement.subgraphs)
+    rows = [NodeError(layer.tensor, layer.op, f"{graphs[layer.subgraph]}/{layer.index}",
+                      float(layer.added or 0.0),
                       base(layer) if compared else None, compared) for layer in layers]
     if compared:  # the nodes whose error grew; the others are no news
         rows = sorted((r for r in rows if r.error - (r.base or 0.0) >= ERROR_SHOWN),

@@ -7,7 +7,15 @@ Names come from the models: every line is made safe to print (``printable.log_li
 
 from __future__ import annotations
 
-from ..nodes import BufferGrowth, ErrorChange, GraphDiff, NodeRef, PlacementMove, TensorChange
+from ..nodes import (
+    BufferGrowth,
+    ErrorChange,
+    GraphDiff,
+    NodeRef,
+    PlacementMove,
+    TensorChange,
+    shape_text,
+)
 from ..printable import log_line, printable
 from ..units import format_bytes
 
@@ -29,11 +37,6 @@ def _node(what: str, node: NodeRef) -> str:
     return f"{what}: {node.op}{output} ({_at(node)})"
 
 
-def _shape(description: str) -> str:
-    """``64×64`` from ``int8 64×64, scale 0.02, zero point 0`` (``graph_diff.describe``)."""
-    return description.partition(" ")[2].split(",")[0]
-
-
 def short_name(name: str) -> str:
     """A converter's fused name (``a/Relu;a/BiasAdd;a/MatMul``) by its first part, ``a/Relu;…``:
     the full name is in the JSON report, and Model Explorer's id beside it finds the node."""
@@ -51,13 +54,13 @@ def _tensor(change: TensorChange) -> str:
     """A shape or type change, short: ``dense_1/kernel 64×64 → 64×96 (+2.0 KiB int8)``; the
     per-channel scales that follow a new shape are part of it, not another change."""
     name = short_name(change.name)
+    before, after = shape_text(change.base_shape), shape_text(change.head_shape)
     if "type" in change.changed:
-        base, head = (" ".join(d.split(",")[0].split(" ")[:2]) for d in (change.base, change.head))
-        return f"{name} {printable(base)} {ARROW} {printable(head)}"
-    text = f"{name} {_shape(change.base)} {ARROW} {_shape(change.head)}"
+        return (f"{name} {printable(change.base_dtype)} {before} {ARROW} "
+                f"{printable(change.head_dtype)} {after}")
+    text = f"{name} {before} {ARROW} {after}"
     if change.base_bytes is not None and change.head_bytes is not None:
-        dtype = change.head.partition(" ")[0]
-        text += f" ({_signed_bytes(_growth(change))} {printable(dtype)})"
+        text += f" ({_signed_bytes(_growth(change))} {printable(change.head_dtype)})"
     return text
 
 
@@ -72,7 +75,7 @@ def _requantized(changes: list[TensorChange]) -> list[str]:
 
 
 def _new_constant(growth: BufferGrowth) -> str:
-    shape = "×".join(map(str, growth.head_shape)) or "scalar"
+    shape = shape_text(growth.head_shape)
     return (f"new constant: {short_name(growth.tensor)} {printable(growth.dtype)} {shape} "
             f"({_signed_bytes(growth.head_bytes)})")
 

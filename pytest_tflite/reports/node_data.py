@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,11 @@ from typing import Any
 from ..files import path_part, write_atomic
 from ..nodes import (
     ErrorChange,
+    GraphIds,
     LayerError,
     NodePlacement,
     Placed,
     PlacementMove,
-    graph_id,
-    graph_ids,
 )
 from ..results import Entry
 
@@ -57,14 +56,13 @@ class Overlays:
     notes: list[str] = field(default_factory=list)  # what a written overlay leaves out
 
 
-def overlays(entry: Entry, base: Entry | None = None) -> Overlays:
+def overlays(entry: Entry) -> Overlays:
     """The overlays of one entry: ``error.json`` (the quantization error each operator adds),
     ``placement.<delegate>.json`` per delegate with a placement, and against the baseline
-    (``entry.graph_diff``): ``error-diff.json`` and ``placement-diff.<delegate>.json``.
-    ``base``: the baseline's entry, when the run compared against one; only its absence or
-    presence is told in the reasons, the diff itself is ``entry.graph_diff``."""
+    (``entry.graph_diff``, which a run compared with one always has): ``error-diff.json`` and
+    ``placement-diff.<delegate>.json``."""
     found = Overlays()
-    graphs = graph_ids(_subgraph_names(entry))
+    graphs = GraphIds.of(entry.measurement.subgraphs)
     _error(entry, graphs, found)
     for delegate, result in entry.measurement.delegates.items():
         name = f"placement.{path_part(delegate)}.json"
@@ -73,18 +71,8 @@ def overlays(entry: Entry, base: Entry | None = None) -> Overlays:
                                    or f"no placement recorded under {delegate}")
             continue
         found.files[name] = _placement(result.placement, graphs, delegate)
-    _diff(entry, base, found)
+    _diff(entry, found)
     return found
-
-
-def _subgraph_names(entry: Entry) -> list[str]:
-    by_index = {int(s["index"]): str(s.get("name") or "") for s in entry.measurement.subgraphs}
-    return [by_index.get(i, "") for i in range(max(by_index, default=-1) + 1)]
-
-
-def _graph(graphs: Sequence[str], subgraph: int) -> str:
-    # A subgraph past the measured list (an entry without static figures): the adapter's id.
-    return graphs[subgraph] if 0 <= subgraph < len(graphs) else graph_id(subgraph, "")
 
 
 def _results(nodes: Iterable[tuple[str, str, float, str | None]]) -> dict[str, dict[str, Any]]:
@@ -98,7 +86,7 @@ def _results(nodes: Iterable[tuple[str, str, float, str | None]]) -> dict[str, d
     return documents
 
 
-def _error(entry: Entry, graphs: Sequence[str], found: Overlays) -> None:
+def _error(entry: Entry, graphs: GraphIds, found: Overlays) -> None:
     layers: list[LayerError] | None = entry.measurement.layers
     if layers is None:
         found.skipped["error.json"] = (entry.measurement.layers_note or
@@ -109,7 +97,7 @@ def _error(entry: Entry, graphs: Sequence[str], found: Overlays) -> None:
     if not measured:
         found.skipped["error.json"] = "no operator's added error could be measured"
         return
-    document = _results((_graph(graphs, layer.subgraph), str(layer.index), float(layer.added or 0),
+    document = _results((graphs[layer.subgraph], str(layer.index), float(layer.added or 0),
                          None) for layer in measured)
     for graph in document.values():
         graph.update(name="quantization error the operator adds (relative RMSE)",
@@ -117,9 +105,9 @@ def _error(entry: Entry, graphs: Sequence[str], found: Overlays) -> None:
     found.files["error.json"] = document
 
 
-def _placement(placements: Sequence[NodePlacement], graphs: Sequence[str],
+def _placement(placements: Sequence[NodePlacement], graphs: GraphIds,
                delegate: str) -> dict[str, Any]:
-    document = _results((_graph(graphs, node.subgraph), str(node.index),
+    document = _results((graphs[node.subgraph], str(node.index),
                          PLACED_CODES[node.placed], PLACED_COLOURS[node.placed])
                         for node in placements)
     for graph in document.values():
@@ -133,13 +121,11 @@ def _placed_thresholds() -> list[dict[str, Any]]:
             for placed, code in PLACED_CODES.items()]
 
 
-def _diff(entry: Entry, base: Entry | None, found: Overlays) -> None:
+def _diff(entry: Entry, found: Overlays) -> None:
     diff = entry.graph_diff
     if diff is None:
-        why = ("the run compared against a baseline but kept no graph diff" if base is not None
-               else "no baseline to compare with")
-        found.skipped["error-diff.json"] = why
-        found.skipped["placement-diff.json"] = why
+        found.skipped["error-diff.json"] = found.skipped["placement-diff.json"] = \
+            "no baseline to compare with (--tflite-baseline)"
         return
     if diff.errors:
         found.files["error-diff.json"] = _error_diff(diff.errors)
@@ -186,11 +172,9 @@ def _placement_diff(moves: Sequence[PlacementMove], delegate: str) -> dict[str, 
     return document
 
 
-def write_node_data(directory: Path, entries: Sequence[Entry],
-                    baselines: Mapping[tuple[str, str], Entry] | None = None) -> list[Path]:
+def write_node_data(directory: Path, entries: Sequence[Entry]) -> list[Path]:
     """Per entry, ``DIRECTORY/<model>/<variant>/``: ``model.tflite`` (a copy of the measured
-    file) and its overlays; then ``DIRECTORY/README.md`` with the command that views each.
-    ``baselines``: the baseline's entry by (model, variant), as ``publish`` takes them."""
+    file) and its overlays; then ``DIRECTORY/README.md`` with the command that views each."""
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     lines = ["# Model Explorer node data", "",
@@ -200,10 +184,10 @@ def write_node_data(directory: Path, entries: Sequence[Entry],
     for entry in entries:
         folder = _folder(directory, entry, taken)
         folder.mkdir(parents=True, exist_ok=True)
-        found = overlays(entry, (baselines or {}).get((entry.model, entry.variant)))
+        found = overlays(entry)
         model = Path(entry.model_path) if entry.model_path else None
         has_model = model is not None and model.is_file()
-        if model is not None and has_model:
+        if model is not None and has_model:  # (both: mypy does not narrow through a bool)
             shutil.copyfile(model, folder / MODEL_FILE)
             written.append(folder / MODEL_FILE)
         else:  # a copy left by an earlier run is another model

@@ -51,7 +51,7 @@ def publish(entries: Sequence[Entry], options: ReportOptions,
     if options.node_data_dir is not None:
         from .node_data import write_node_data
 
-        write_node_data(options.node_data_dir, entries, baselines)
+        write_node_data(options.node_data_dir, entries)
         written.append(f"tflite node data: {options.node_data_dir} (its README.md says how to "
                        f"view each variant)")
     # Only a run that checked something adds to the job summary: every pytest run of a job

@@ -4,12 +4,15 @@ to 64×96 stores 64 * 32 = 2048 more bytes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from pytest_tflite.errors import ModelError
 from pytest_tflite.flatbuffer import FlatbufferView
 from pytest_tflite.graph_diff import (
+    against_baseline,
     diff,
     error_changes,
     placement_moves,
@@ -89,7 +92,8 @@ def test_a_widened_layer_is_a_shape_change_and_grown_constants() -> None:
     assert result.ops == []
     assert result.added == [] and result.removed == []
     kernel = TensorChange("dense_1/kernel", "int8 64×64, scale 0.02, zero point 0",
-                          "int8 64×96, scale 0.02, zero point 0", ["shape"], 4096, 6144)
+                          "int8 64×96, scale 0.02, zero point 0", ["shape"], 4096, 6144,
+                          "int8", "int8", [64, 64], [64, 96])
     assert kernel in result.tensors
     assert {c.name for c in result.tensors} == {"dense_0/kernel", "dense_0/bias",
                                                 "dense_0/MatMul", "dense_1/kernel"}
@@ -158,7 +162,8 @@ def test_per_tensor_to_per_channel_is_a_quantization_change() -> None:
 
     assert result.tensors == [TensorChange(
         "dense_1/kernel", "int8 64×64, scale 0.02, zero point 0",
-        "int8 64×64, per-channel (64 scales)", ["quantization"], 4096, 4096)]
+        "int8 64×64, per-channel (64 scales)", ["quantization"], 4096, 4096, "int8", "int8",
+        [64, 64], [64, 64])]
     assert result.buffers == [] and result.ops == []
 
 
@@ -294,6 +299,29 @@ def test_diff_combines_structure_placement_and_error() -> None:
     assert [(e.node.node, e.base, e.head) for e in result.errors] == [("2", 0.02, 0.05)]
     assert result.notes == []
     assert GraphDiff.from_json(result.to_json()) == result
+
+
+def test_against_a_baseline_without_a_readable_model_the_measurements_still_compare(
+        tmp_path: Path) -> None:
+    view = _mlp([("dense_0", 64)])
+    base = _measured({"xnnpack": [NodePlacement(0, 0, "FULLY_CONNECTED", "dense_0/MatMul",
+                                                "delegate")]})
+    head = _measured({"xnnpack": [NodePlacement(0, 0, "FULLY_CONNECTED", "dense_0/MatMul",
+                                                "fallback")]})
+    moved = [("0", "delegate", "fallback")]
+    kept_none = against_baseline(None, base, view, head)
+    assert [(m.node.node, m.base, m.head) for m in kept_none.placement] == moved
+    assert kept_none.tensors == [] and kept_none.notes == [
+        "the baseline keeps no .tflite of this variant: the graphs were not compared"]
+    broken = tmp_path / "base.tflite"
+    broken.write_bytes(b"not a model")
+    unreadable = against_baseline(broken, base, view, head)
+    assert [(m.node.node, m.base, m.head) for m in unreadable.placement] == moved
+    assert unreadable.notes[0].startswith("the baseline's model could not be read: ")
+    assert str(broken) in unreadable.notes[0]
+    saved = tmp_path / "same.tflite"
+    saved.write_bytes(view.content)
+    assert against_baseline(saved, base, view, head).notes == []
 
 
 # ---------------------------------------------------------------- as text

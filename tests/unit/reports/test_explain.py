@@ -11,7 +11,13 @@ from tests.helpers.entries import entry
 
 def _change(name: str, base: str, head: str, changed: list[str],
             base_bytes: int | None = None, head_bytes: int | None = None) -> TensorChange:
-    return TensorChange(name, base, head, changed, base_bytes, head_bytes)
+    """A change as graph_diff writes it: the dtypes and shapes are those its descriptions
+    start with (``int8 64×512, …``)."""
+    (base_dtype, base_shape), (head_dtype, head_shape) = (
+        (d.split(",")[0].split(" ")[0], [int(n) for n in d.split(",")[0].split(" ")[1].split("×")])
+        for d in (base, head))
+    return TensorChange(name, base, head, changed, base_bytes, head_bytes, base_dtype,
+                        head_dtype, base_shape, head_shape)
 
 
 def test_a_resized_layer_leads_and_the_requantized_tensors_share_one_line() -> None:

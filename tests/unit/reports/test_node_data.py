@@ -97,8 +97,9 @@ def test_what_was_not_measured_is_skipped_with_its_reason(tmp_path):
     assert set(found.files) == {"placement.xnnpack.json"}
     assert found.skipped == {"error.json": "no evaluation data",
                              "placement.gpu.json": "no GPU here",
-                             "error-diff.json": "no baseline to compare with",
-                             "placement-diff.json": "no baseline to compare with"}
+                             "error-diff.json": "no baseline to compare with (--tflite-baseline)",
+                             "placement-diff.json": "no baseline to compare with "
+                                                    "(--tflite-baseline)"}
 
 
 def test_the_folder_holds_the_model_its_overlays_and_the_commands(tmp_path):
