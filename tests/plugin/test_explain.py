@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.models import dense_model
+from tests.helpers.gate import gate
 
 BUDGET = """
     [defaults.runtime]
@@ -23,26 +23,20 @@ BUDGET = """
     [regression]
     size = "1%"
 """
-TEST = """
-    import os, pytest
 
-    @pytest.mark.tflite_budget("mlp")
-    def test_mlp(tflite_convert, tflite_budget):
-        units = os.environ.get("UNITS", "16")
-        tflite_budget.check(tflite_convert(os.path.abspath(f"dense{units}.tflite"),
-                                           variant="float32"))
-"""
+
+def base_saved(project: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The gate with dense16 saved as the baseline in ``base``; UNITS left at 64 (the head)."""
+    p = gate(project, {"mlp": BUDGET})
+    monkeypatch.setenv("UNITS", "16")
+    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    monkeypatch.setenv("UNITS", "64")
+    return p
 
 
 def test_a_one_layer_change_names_the_layer_and_the_buffer_that_grew(
         project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    p = project({"mlp": BUDGET}, test_gate=TEST)
-    for units in (16, 64):
-        (p.path / f"dense{units}.tflite").write_bytes(dense_model(units))
-    monkeypatch.setenv("UNITS", "16")
-    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
-
-    monkeypatch.setenv("UNITS", "64")
+    p = base_saved(project, monkeypatch)
     result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json",
                          "--tflite-markdown=comment.md", "--tflite-html=r.html")
     result.assert_outcomes(failed=1)
@@ -69,10 +63,8 @@ def test_a_one_layer_change_names_the_layer_and_the_buffer_that_grew(
 
 def test_the_same_model_has_an_empty_graph_diff_and_no_section(
         project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    p = project({"mlp": BUDGET}, test_gate=TEST)
-    (p.path / "dense16.tflite").write_bytes(dense_model(16))
-    monkeypatch.setenv("UNITS", "16")
-    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
+    p = base_saved(project, monkeypatch)
+    monkeypatch.setenv("UNITS", "16")  # the head is the base's model
     result = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=r.json",
                          "--tflite-markdown=comment.md")
     result.assert_outcomes(passed=1)
@@ -86,12 +78,7 @@ def test_node_data_and_the_graph_diff_change_no_verdict(project: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The same head judged with and without --tflite-node-data: the same checks, the same
     verdicts, the same figures for everything static."""
-    p = project({"mlp": BUDGET}, test_gate=TEST)
-    for units in (16, 64):
-        (p.path / f"dense{units}.tflite").write_bytes(dense_model(units))
-    monkeypatch.setenv("UNITS", "16")
-    p.runpytest("-p", "no:randomly", "--tflite-baseline-save=base").assert_outcomes(passed=1)
-    monkeypatch.setenv("UNITS", "64")
+    p = base_saved(project, monkeypatch)
     plain = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=a.json")
     explained = p.runpytest("-p", "no:randomly", "--tflite-baseline=base", "--tflite-report=b.json",
                             "--tflite-node-data=nodes")
@@ -104,5 +91,12 @@ def test_node_data_and_the_graph_diff_change_no_verdict(project: Any,
                 for c in entry["checks"]]
 
     assert judged("a.json") == judged("b.json")
-    assert (p.path / "nodes" / "mlp" / "float32" / "model.tflite").read_bytes() == \
-        (p.path / "dense64.tflite").read_bytes()
+    folder = p.path / "nodes" / "mlp" / "float32"
+    assert (folder / "model.tflite").read_bytes() == (p.path / "dense64.tflite").read_bytes()
+    # The one FULLY_CONNECTED (float32) is XNNPACK's: code 0, node "0" of the unnamed graph.
+    placement = json.loads((folder / "placement.xnnpack.json").read_text())
+    assert placement["main"]["results"] == {"0": {"value": 0, "bgColor": "#1b9e77"}}
+    readme = (p.path / "nodes" / "README.md").read_text()
+    assert "`cd mlp/float32 && model-explorer model.tflite --node_data_paths=" \
+           "placement.xnnpack.json`" in readme
+    assert "not written, error.json: no evaluation data" in readme

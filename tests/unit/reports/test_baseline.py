@@ -17,7 +17,7 @@ from pytest_tflite.baseline import (
 )
 from pytest_tflite.environment import environment_fingerprint
 from pytest_tflite.results import Check, Entry, Measurement
-from tests.helpers.models import dense_model
+from tests.helpers.gate import gate
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -135,28 +135,6 @@ BUDGET = """
     size = "1%"
     ops = "exact"
 """
-# A ready .tflite per width (written by the test), so the inner sessions, and their xdist
-# workers, never import TensorFlow: what is under test is the baseline, not the conversion.
-TEST = """
-    import os, pytest
-
-    @pytest.mark.tflite_budget("mlp")
-    def test_mlp(tflite_convert, tflite_budget):
-        units = os.environ.get("UNITS", "16")
-        tflite_budget.check(tflite_convert(os.path.abspath(f"dense{units}.tflite"),
-                                           variant="float32"))
-"""
-
-
-def gate(project: Any, budgets: dict[str, str], widths: tuple[int, ...] = (16, 64),
-         inputs: int = 8) -> Any:
-    """A project whose test checks ``dense{UNITS}.tflite`` against ``budgets/mlp.toml``."""
-    p = project(budgets, test_gate=TEST)
-    for units in widths:
-        (p.path / f"dense{units}.tflite").write_bytes(dense_model(units, inputs))
-    return p
-
-
 @pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "0"], ["-n", "2"]],
                          ids=["no-xdist", "n0", "n2"])
 def test_a_model_that_grew_fails_against_the_base_branch(project: Any, xdist: list[str],
