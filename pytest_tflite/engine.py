@@ -16,6 +16,7 @@ from .errors import TFLiteError
 from .model import TFLiteModel
 from .quality import Evaluation as Evaluation  # re-exported: what a test gives to judge quality
 from .quality import evaluate
+from .quality import layer_errors as layer_errors  # re-exported: the failure's table
 from .regressions import NO_BASELINE, keep_baseline_costs, tolerances
 from .results import (
     DelegateResult,
@@ -30,7 +31,7 @@ from .verdicts import Context, delegates_named, judge
 
 if TYPE_CHECKING:
     from .baseline import Baseline, BaselineEntry
-    from .nodes import GraphDiff, LayerError
+    from .nodes import GraphDiff
 
 
 @dataclass(frozen=True)
@@ -283,19 +284,6 @@ def explains_quality(entry: Entry) -> bool:
     """Whether a failed accuracy or fidelity budget makes the per-layer error worth showing."""
     return any(c.verdict == "fail" and c.metric.startswith(("accuracy", "fidelity"))
                for c in entry.checks)
-
-
-def layer_errors(model: TFLiteModel, reference: Any, data: Any,
-                 timeout: float) -> list[LayerError]:
-    """Per operator of the candidate whose quantized output was compared with the float
-    reference's, its error, the most added first (measure/layers.py)."""
-    from .conversion.reference import float_reference_model
-    from .measure import accuracy
-    from .measure.layers import layer_errors as per_op
-
-    prepared = accuracy.eval_data(data)
-    float_model = float_reference_model(reference)
-    return per_op(model, float_model.path, prepared.inputs, prepared.names, timeout=timeout)
 
 
 def unmeasured_entry(model: Any, budget: Budget, variant_name: str, settings: Settings,

@@ -13,6 +13,7 @@ from typing import Any
 from .budget import Variant
 from .errors import EvaluationError, TFLiteError
 from .model import TFLiteModel
+from .nodes import LayerError
 from .results import Accuracy, CrossFidelity, EvaluationRun, Fidelity, Measurement
 
 
@@ -93,11 +94,11 @@ def evaluate(model: TFLiteModel, variant: Variant, measurement: Measurement,
             cross.delegate, cross.against, samples=prepared.samples,
             **metrics.fidelity(ran[cross.delegate].prediction, ran[cross.against].prediction))
     if node_data:
-        _per_op_error(model, evaluation, prepared, measurement, timeout)
+        _per_op_error(model, evaluation, measurement, timeout)
 
 
-def _per_op_error(model: TFLiteModel, evaluation: Evaluation, prepared: Any,
-                  measurement: Measurement, timeout: float) -> None:
+def _per_op_error(model: TFLiteModel, evaluation: Evaluation, measurement: Measurement,
+                  timeout: float) -> None:
     """``layers``: each quantized op's error against the float reference, for the overlays;
     or ``layers_note`` saying why there is none. It explains and never judges: a failure to
     compute it is a note, not an error."""
@@ -105,13 +106,8 @@ def _per_op_error(model: TFLiteModel, evaluation: Evaluation, prepared: Any,
         measurement.layers_note = ("no float reference: pass reference= to check() for the "
                                    "quantization error per op")
         return
-    from .conversion.reference import float_reference_model
-    from .measure.layers import layer_errors as per_op
-
     try:
-        float_model = float_reference_model(evaluation.reference)
-        measurement.layers = per_op(model, float_model.path, prepared.inputs, prepared.names,
-                                    timeout=timeout)
+        measurement.layers = layer_errors(model, evaluation.reference, evaluation.data, timeout)
     except TFLiteError as exc:
         measurement.layers_note = f"quantization error per op not measured: {exc}"
         return
@@ -119,6 +115,19 @@ def _per_op_error(model: TFLiteModel, evaluation: Evaluation, prepared: Any,
         measurement.layers_note = ("no quantized activation of this variant matched a float "
                                    "tensor of the reference (a float variant, or renamed "
                                    "tensors)")
+
+
+def layer_errors(model: TFLiteModel, reference: Any, data: Any,
+                 timeout: float) -> list[LayerError]:
+    """Per operator of the candidate whose quantized output was compared with the float
+    reference's, its error, the most added first (measure/layers.py)."""
+    from .conversion.reference import float_reference_model
+    from .measure import accuracy
+    from .measure.layers import layer_errors as per_op
+
+    prepared = accuracy.eval_data(data)
+    float_model = float_reference_model(reference)
+    return per_op(model, float_model.path, prepared.inputs, prepared.names, timeout=timeout)
 
 
 def _fidelity(figures: Any, samples: int) -> Fidelity:
