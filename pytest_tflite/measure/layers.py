@@ -20,24 +20,17 @@ from ..nodes import LayerError
 from .isolated import layer_errors as tensor_errors
 
 
-def layer_errors(candidate: TFLiteModel | str | Path, reference_path: str | Path,
-                 inputs: list[Any], names: list[str] | None = None, *,
-                 view: FlatbufferView | None = None,
+def layer_errors(candidate: TFLiteModel, reference_path: str | Path, inputs: list[Any],
+                 names: list[str] | None = None, *,
                  timeout: float | None = None) -> list[LayerError]:
     """Per operator of the candidate whose output was compared, its error against the float
     reference at ``reference_path``, the most added first.
 
     ``inputs``: one array per model input, samples along axis 0; ``names`` their names (see
-    ``isolated.run_model``). ``view``: the candidate's flatbuffer view, when ``candidate`` is a
-    path (read from the file otherwise). ``timeout`` in seconds (None: the worker's default).
+    ``isolated.run_model``). ``timeout`` in seconds (None: the worker's default).
     """
-    if isinstance(candidate, TFLiteModel):
-        path, view = candidate.path, view or candidate.view
-    else:
-        path = Path(candidate)
-        view = view or FlatbufferView(path.read_bytes(), origin=str(path))
-    rows = tensor_errors(path, Path(reference_path), inputs, names, timeout=timeout)
-    return attributed(rows, view)
+    rows = tensor_errors(candidate.path, Path(reference_path), inputs, names, timeout=timeout)
+    return attributed(rows, candidate.view)
 
 
 def attributed(rows: list[dict[str, Any]], view: FlatbufferView) -> list[LayerError]:

@@ -15,12 +15,12 @@ from pytest_tflite.model import TFLiteModel
 from pytest_tflite.nodes import (
     ErrorChange,
     GraphDiff,
+    GraphIds,
     LayerError,
     NodePlacement,
     NodeRef,
     Placed,
     PlacementMove,
-    graph_ids,
 )
 from pytest_tflite.results import DelegateResult, Entry
 
@@ -45,9 +45,9 @@ def node_entry(path: Path, placed: Callable[[int, int], Placed] | None = None,
     """An entry of the model at ``path`` whose every operator has a placement under xnnpack
     (``placed(subgraph, index)``, default: delegate, fallback, custom in turn), an added error
     (0.01 per operator counted so far), and a graph diff that moved and changed every one."""
-    measurement = measure_static(TFLiteModel.from_path(path))
-    view = TFLiteModel.from_path(path).view
-    ids = graph_ids([s["name"] for s in measurement.subgraphs])
+    model_file = TFLiteModel.from_path(path)
+    measurement, view = measure_static(model_file), model_file.view
+    ids = GraphIds.of(measurement.subgraphs)
     placements, layers, moves, errors = [], [], [], []
     counted = 0
     for subgraph in range(view.subgraph_count):
