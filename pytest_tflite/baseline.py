@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import TFLiteError
-from .files import write_atomic
+from .files import path_part, write_atomic
 from .results import Entry
 
 BASELINE_VERSION = 1
@@ -33,11 +32,6 @@ BASELINE_VERSION = 1
 
 class BaselineError(TFLiteError):
     """A baseline directory is missing, corrupt, of another version, or would be ambiguous."""
-
-
-def _safe(name: str) -> str:
-    # Model and variant names become path parts: nothing that climbs out of the directory.
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ class Baseline:
 
     def lookup(self, model: str, variant: str) -> BaselineEntry | None:
         """The saved entry of a model variant; None when the baseline has none (a new model)."""
-        name = f"{_safe(model)}/{_safe(variant)}"
+        name = f"{path_part(model)}/{path_part(variant)}"
         path = self.directory / f"{name}.json"
         if self.files is not None and f"{name}.json" not in self.files:
             # Not part of the saved baseline, even if a file is there: left by an earlier save,
@@ -127,7 +121,7 @@ def save(directory: Path, entries: Sequence[Entry], environment: dict[str, Any])
     """
     by_key: dict[tuple[str, str], Entry] = {}
     for entry in entries:
-        key = (_safe(entry.model), _safe(entry.variant))
+        key = (path_part(entry.model), path_part(entry.variant))
         if key in by_key and by_key[key].test != entry.test:
             raise BaselineError(
                 f"two tests measured {entry.model} [{entry.variant}]: {by_key[key].test} and "
